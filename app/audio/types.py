@@ -1,0 +1,162 @@
+"""Typed values that flow through the audio domain.
+
+Times are seconds (float), sample rates Hz, waveforms float32 arrays shaped
+``(channels, frames)`` in [-1, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+ProgressCallback = Callable[[float, str], None]
+"""``on_progress(fraction, stage)``: fraction in 0..1 of the current call. May raise JobCanceled."""
+
+
+class AudioError(Exception):
+    """Base class of the domain's errors."""
+
+
+class AudioDecodeError(AudioError):
+    """The bytes are not audio we can decode (or the stream is empty or truncated)."""
+
+
+class ModelUnavailable(AudioError):
+    """A model was asked for whose weights are not installed on this host."""
+
+
+class JobCanceled(AudioError):
+    """Raised by a progress callback to stop work cooperatively."""
+
+
+def no_progress(fraction: float, stage: str) -> None:
+    """The default progress callback: ignores everything."""
+
+
+@dataclass
+class Waveform:
+    """Audio samples, float32, shape ``(channels, frames)``, at ``sample_rate`` Hz."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def channels(self) -> int:
+        return int(self.samples.shape[0])
+
+    @property
+    def frames(self) -> int:
+        return int(self.samples.shape[1])
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.frames / float(self.sample_rate)
+
+    def mono(self) -> np.ndarray:
+        """The channel mean as a 1-D float32 array."""
+        return self.samples.mean(axis=0).astype(np.float32)
+
+
+@dataclass
+class AudioInfo:
+    """What a probe of a file found: duration in seconds, rate in Hz, channel count, codec name."""
+
+    duration_s: float
+    sample_rate: int
+    channels: int
+    codec: str
+    format: str
+
+
+@dataclass
+class Stems:
+    """A two-stem separation result, both sample-aligned with the input waveform."""
+
+    vocals: Waveform
+    instrumental: Waveform
+    model: str
+
+
+@dataclass
+class Word:
+    text: str
+    start: float
+    end: float
+    confidence: float = 1.0
+
+
+@dataclass
+class Line:
+    text: str
+    start: float
+    end: float
+    words: list[Word] = field(default_factory=list)
+
+
+@dataclass
+class LyricsTiming:
+    """The timing document every karaoke export is rendered from."""
+
+    language: str
+    lines: list[Line]
+    models: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "language": self.language,
+            "models": dict(self.models),
+            "lines": [
+                {
+                    "start": round(line.start, 3),
+                    "end": round(line.end, 3),
+                    "text": line.text,
+                    "words": [
+                        {
+                            "text": w.text,
+                            "start": round(w.start, 3),
+                            "end": round(w.end, 3),
+                            "confidence": round(w.confidence, 3),
+                        }
+                        for w in line.words
+                    ],
+                }
+                for line in self.lines
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LyricsTiming:
+        lines = [
+            Line(
+                text=ld["text"],
+                start=float(ld["start"]),
+                end=float(ld["end"]),
+                words=[Word(**w) for w in ld.get("words", [])],
+            )
+            for ld in data["lines"]
+        ]
+        return cls(language=data.get("language", ""), lines=lines, models=dict(data.get("models", {})))
+
+    @property
+    def words(self) -> list[Word]:
+        return [w for line in self.lines for w in line.words]
+
+
+__all__ = [
+    "AudioDecodeError",
+    "AudioError",
+    "AudioInfo",
+    "JobCanceled",
+    "Line",
+    "LyricsTiming",
+    "ModelUnavailable",
+    "ProgressCallback",
+    "Stems",
+    "Waveform",
+    "Word",
+    "no_progress",
+]

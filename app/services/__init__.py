@@ -1,0 +1,1 @@
+"""Application logic that touches the database and storage."""

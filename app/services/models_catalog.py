@@ -1,0 +1,64 @@
+"""Which separation and transcription models exist, and which this deployment can run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+
+from app.audio import separation, whisper_models
+from app.errors import ApiError
+
+
+def _models_dir() -> str:
+    return current_app.config["MODELS_DIR"]
+
+
+def compute_device() -> str:
+    """The device models run on: DEVICE=cpu|cuda, or auto (CUDA when the worker host has it)."""
+    wanted = current_app.config.get("DEVICE", "auto")
+    if wanted != "auto":
+        return wanted
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:  # pragma: no cover - torch is a requirement
+        return "cpu"
+
+
+def list_models() -> dict[str, Any]:
+    models_dir = _models_dir()
+    return {
+        "separation": separation.available_models(models_dir),
+        "transcription": whisper_models.available_models(models_dir),
+        "defaults": {
+            "separation": separation.default_model(models_dir),
+            "transcription": {"en": whisper_models.default_model(models_dir, "en"),
+                              "other": whisper_models.default_model(models_dir, None)},
+        },
+        "device": compute_device(),
+    }
+
+
+def _check(name: str | None, catalog: list[dict[str, Any]], kind: str) -> str | None:
+    if name is None:
+        return None
+    entry = next((m for m in catalog if m["name"] == name), None)
+    if entry is None:
+        known = ", ".join(m["name"] for m in catalog)
+        raise ApiError(400, "unknown_model", f"Unknown {kind} model {name!r}; known models: {known}")
+    if not entry["available"]:
+        raise ApiError(400, "model_unavailable", f"The {kind} model {name!r} is not installed here: "
+                       f"{entry.get('reason') or 'weights missing'}")
+    return name
+
+
+def check_separation_model(name: str | None) -> str | None:
+    """The name if it is a known, installed separation model; ApiError 400 otherwise."""
+    return _check(name, separation.available_models(_models_dir()), "separation")
+
+
+def check_transcription_model(name: str | None) -> str | None:
+    """The name if it is a known, installed transcription model; ApiError 400 otherwise."""
+    return _check(name, whisper_models.available_models(_models_dir()), "transcription")

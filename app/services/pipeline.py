@@ -1,0 +1,212 @@
+"""The karaoke pipeline: which jobs a request starts, and the work each job does.
+
+Work functions take a Job and a progress callback, call one domain function, store files (temp
+name then rename) and Artifact rows, and return the job's result (model, timings, cache hit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+
+from app.audio import separation, whisper_models
+from app.audio.exports import slugify, write_karaoke_files
+from app.audio.io import decode, write_audio
+from app.audio.types import LyricsTiming
+from app.errors import ApiError
+from app.extensions import db
+from app.models import Artifact, Job, Song
+from app.services import storage
+from app.services.jobs import Progress, create_job
+
+STEM_FILES = {"vocals": "vocals", "instrumental": "instrumental"}
+MIME = {".flac": "audio/flac", ".mp3": "audio/mpeg", ".wav": "audio/wav", ".lrc": "text/plain; charset=utf-8",
+        ".json": "application/json"}
+
+
+def params_key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+# ---- starting jobs --------------------------------------------------------------------------
+
+def start_jobs(song: Song, kinds: list[str], params: dict[str, Any]) -> list[Job]:
+    """Create the Job rows for ``kinds`` (a prefix-free subset of separate, transcribe, karaoke), commit,
+    then enqueue them as one Celery chain. Missing inputs are taken from the song's latest results."""
+    created: dict[str, Job] = {}
+    sep_model = params.get("separation_model") or separation.default_model(current_app.config["MODELS_DIR"])
+    if "separate" in kinds:
+        created["separate"] = create_job(song, "separate", {"model": sep_model})
+    if "transcribe" in kinds:
+        deps = [created["separate"]] if "separate" in created else []
+        if not deps:
+            _require_artifact(song, "vocals")
+        created["transcribe"] = create_job(song, "transcribe", {
+            "model": params.get("transcription_model"), "language": song.language}, deps)
+    if "karaoke" in kinds:
+        deps = [created[k] for k in ("separate", "transcribe") if k in created]
+        if "separate" not in created:
+            _require_artifact(song, "instrumental")
+        if "transcribe" not in created:
+            _require_artifact(song, "timing")
+        created["karaoke"] = create_job(song, "karaoke", {}, deps)
+    db.session.commit()
+    _enqueue(list(created.values()))
+    return list(created.values())
+
+
+def _enqueue(jobs: list[Job]) -> None:
+    from celery import chain
+
+    from app.tasks import TASKS_BY_KIND
+
+    signatures = [TASKS_BY_KIND[j.kind].si(j.id) for j in jobs]
+    try:
+        chain(*signatures).apply_async() if len(signatures) > 1 else signatures[0].apply_async()
+    except Exception as exc:  # broker down: the jobs can never run, say so instead of leaving them queued
+        for job in jobs:
+            job.status, job.stage, job.error = "failed", "failed", f"could not enqueue: {exc}"
+        db.session.commit()
+        raise ApiError(503, "broker_unavailable", "The job queue is not reachable; try again later") from None
+
+
+def latest_artifact(song: Song, kind: str) -> Artifact | None:
+    found = [a for a in song.artifacts if a.kind == kind and Path(a.path).exists()]
+    return found[-1] if found else None
+
+
+def _require_artifact(song: Song, kind: str) -> Artifact:
+    artifact = latest_artifact(song, kind)
+    if artifact is None:
+        needs = {"vocals": "separate", "instrumental": "separate", "timing": "transcribe"}[kind]
+        raise ApiError(409, "missing_input", f"This song has no {kind} yet; run /{needs} first")
+    return artifact
+
+
+def _cached(song: Song, kinds: list[str], key: str) -> dict[str, Artifact] | None:
+    found = {a.kind: a for a in song.artifacts if a.params_key == key and a.kind in kinds}
+    if len(found) == len(kinds) and all(Path(a.path).exists() for a in found.values()):
+        return found
+    return None
+
+
+def _store(job: Job, files: dict[str, Path], model: str | None, key: str) -> None:
+    for old in [a for a in job.song.artifacts if a.kind in files and a.params_key == key]:
+        db.session.delete(old)
+    for kind, path in files.items():
+        db.session.add(Artifact(song=job.song, job_id=job.id, kind=kind, path=str(path), model=model,
+                                params_key=key, mime=MIME.get(path.suffix, "application/octet-stream"),
+                                size_bytes=path.stat().st_size))
+    db.session.commit()
+
+
+def _publish(staging: Path, final_dir: Path) -> dict[str, Path]:
+    """Move every file of ``staging`` into ``final_dir`` (rename: each appears whole or not at all)."""
+    final_dir.mkdir(parents=True, exist_ok=True)
+    moved = {p.name: storage.move_into_place(p, final_dir / p.name) for p in sorted(staging.iterdir())}
+    shutil.rmtree(staging, ignore_errors=True)
+    return moved
+
+
+class _Staging:
+    """A private temp folder for one job; removed whatever happens (cancel, failure)."""
+
+    def __init__(self, final_dir: Path, job: Job) -> None:
+        self.path = final_dir.parent / f".tmp-{final_dir.name}-{job.id}"
+
+    def __enter__(self) -> Path:
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self.path
+
+    def __exit__(self, *exc: object) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+# ---- the work of each job kind --------------------------------------------------------------
+
+def separate_work(job: Job, progress: Progress) -> dict[str, Any]:
+    song, model = job.song, job.params["model"]
+    key = params_key("separate", song.sha256, model)
+    if _cached(song, ["vocals", "instrumental", "vocals_mp3", "instrumental_mp3"], key):
+        return {"model": model, "cache_hit": True, "load_seconds": 0.0, "compute_seconds": 0.0}
+    progress(0.0, "decoding")
+    wave = decode(song.upload_path)
+    stems = separation.separate(wave, model, current_app.config["MODELS_DIR"], on_progress=progress.scaled(0.02, 0.9))
+    progress(0.9, "writing")
+    final_dir = storage.output_dir(song.id) / model
+    with _Staging(final_dir, job) as staging:
+        for name, wave_out in (("vocals", stems.vocals), ("instrumental", stems.instrumental)):
+            write_audio(staging / f"{name}.flac", wave_out, "flac")
+            write_audio(staging / f"{name}.mp3", wave_out, "mp3", bitrate_kbps=192)
+        moved = _publish(staging, final_dir)
+    _store(job, {"vocals": moved["vocals.flac"], "instrumental": moved["instrumental.flac"],
+                 "vocals_mp3": moved["vocals.mp3"], "instrumental_mp3": moved["instrumental.mp3"]}, model, key)
+    return {"model": model, "cache_hit": False, "load_seconds": round(stems.load_seconds, 3),
+            "compute_seconds": round(stems.compute_seconds, 3)}
+
+
+def transcribe_work(job: Job, progress: Progress) -> dict[str, Any]:
+    from app.audio.transcribe import align, transcribe
+
+    song = job.song
+    vocals = _require_artifact(song, "vocals")
+    models_dir = current_app.config["MODELS_DIR"]
+    name = job.params.get("model") or whisper_models.default_model(models_dir, song.language)
+    mode = "align" if song.lyrics else "transcribe"
+    key = params_key("transcribe", vocals.params_key, name, song.language, song.lyrics)
+    if _cached(song, ["timing"], key):
+        return {"model": name, "mode": mode, "cache_hit": True, "load_seconds": 0.0, "compute_seconds": 0.0}
+    progress(0.0, "loading model")
+    model, load_seconds = whisper_models.load_whisper(name, models_dir, device=_whisper_device())
+    wave = decode(vocals.path, sample_rate=16000, channels=1)
+    started = time.perf_counter()
+    step = progress.scaled(0.05, 0.95)
+    if song.lyrics:
+        timing = align(wave, song.lyrics, model, language=song.language, on_progress=step)
+    else:
+        timing = transcribe(wave, model, language=song.language, on_progress=step)
+    compute_seconds = time.perf_counter() - started
+    timing.models.update({"separation": vocals.model or "", "transcription": name})
+    final_dir = storage.output_dir(song.id) / "lyrics"
+    with _Staging(final_dir, job) as staging:
+        (staging / f"timing-{key[:12]}.json").write_text(json.dumps(timing.to_dict(), ensure_ascii=False))
+        moved = _publish(staging, final_dir)
+    _store(job, {"timing": next(iter(moved.values()))}, name, key)
+    return {"model": name, "mode": mode, "language": timing.language, "cache_hit": False,
+            "load_seconds": round(load_seconds, 3), "compute_seconds": round(compute_seconds, 3),
+            "words": len(timing.words), "lines": len(timing.lines)}
+
+
+def karaoke_work(job: Job, progress: Progress) -> dict[str, Any]:
+    song = job.song
+    instrumental = _require_artifact(song, "instrumental")
+    timing_artifact = _require_artifact(song, "timing")
+    key = params_key("karaoke", instrumental.params_key, timing_artifact.params_key, song.title, song.artist,
+                     song.album)
+    kinds = ["karaoke_mp3", "lrc", "words_lrc", "lyrics_json"]
+    if _cached(song, kinds, key):
+        return {"cache_hit": True}
+    timing = LyricsTiming.from_dict(json.loads(Path(timing_artifact.path).read_text()))
+    progress(0.1, "rendering")
+    wave = decode(instrumental.path)
+    slug = slugify(f"{song.artist} - {song.title}" if song.artist else song.title) or "song"
+    final_dir = storage.karaoke_dir(song.id, slug)
+    with _Staging(final_dir, job) as staging:
+        written = write_karaoke_files(wave, timing, song.title, song.artist or "", song.album, staging, slug,
+                                      plain_lyrics=song.lyrics)
+        progress(0.9, "publishing")
+        moved = _publish(staging, final_dir)
+    _store(job, {kind: moved[path.name] for kind, path in written.items()}, None, key)
+    return {"cache_hit": False, "folder": str(final_dir)}
+
+
+def _whisper_device() -> str:
+    from app.services.models_catalog import compute_device
+
+    return compute_device()

@@ -1,0 +1,79 @@
+"""Tokens and ownership: a missing, expired or foreign token never reaches another user's song."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+from flask_jwt_extended import create_access_token
+
+SONG = "separation/musicdelta-80s-rock/mixture.flac"
+
+
+def test_token_roundtrip_and_bad_credentials(client, make_user):
+    make_user("carol", "pw-carol-123")
+    resp = client.post("/api/v1/auth/token", json={"username": "carol", "password": "wrong"})
+    assert resp.status_code == 401 and resp.get_json()["error"]["code"] == "invalid_credentials"
+    resp = client.post("/api/v1/auth/token", json={"username": "carol"})
+    assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "bad_request"
+    tokens = client.post("/api/v1/auth/token", json={"username": "carol", "password": "pw-carol-123"}).get_json()
+    assert set(tokens) >= {"access_token", "refresh_token"}
+    me = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert me.get_json()["username"] == "carol"
+    refreshed = client.post("/api/v1/auth/refresh", headers={"Authorization": f"Bearer {tokens['refresh_token']}"})
+    assert refreshed.status_code == 200 and refreshed.get_json()["access_token"]
+    # a refresh token is not an access token
+    assert client.get("/api/v1/songs", headers={"Authorization": f"Bearer {tokens['refresh_token']}"}).status_code == 401
+
+
+def test_missing_token(client):
+    resp = client.get("/api/v1/songs")
+    assert resp.status_code == 401
+    assert resp.get_json()["error"]["code"] == "missing_token"
+    resp = client.post("/api/v1/songs", data={})
+    assert resp.status_code == 401
+
+
+def test_expired_token(app, client, make_user):
+    user_id = make_user("dave", "pw-dave-1234")
+    with app.app_context():
+        expired = create_access_token(str(user_id), expires_delta=timedelta(seconds=-10))
+    resp = client.get("/api/v1/songs", headers={"Authorization": f"Bearer {expired}"})
+    assert resp.status_code == 401
+    assert resp.get_json()["error"]["code"] == "token_expired"
+
+
+def test_garbage_token(client):
+    resp = client.get("/api/v1/songs", headers={"Authorization": "Bearer not.a.jwt"})
+    assert resp.status_code == 401
+    assert resp.get_json()["error"]["code"] == "invalid_token"
+
+
+def test_other_users_song_is_404_everywhere(app, client, auth, make_user, shared_data):
+    song = client.post("/api/v1/songs", headers=auth, content_type="multipart/form-data",
+                       data={"file": (io.BytesIO((shared_data / SONG).read_bytes()), "mix.flac")}).get_json()
+    make_user("eve", "pw-eve-12345")
+    eve_token = client.post("/api/v1/auth/token", json={"username": "eve", "password": "pw-eve-12345"}).get_json()
+    eve = {"Authorization": f"Bearer {eve_token['access_token']}"}
+    sid = song["id"]
+    for method, url in [("get", f"/api/v1/songs/{sid}"), ("delete", f"/api/v1/songs/{sid}"),
+                        ("post", f"/api/v1/songs/{sid}/separate"), ("post", f"/api/v1/songs/{sid}/karaoke"),
+                        ("get", f"/api/v1/songs/{sid}/files/original"), ("get", f"/api/v1/songs/{sid}/files/lrc")]:
+        resp = getattr(client, method)(url, headers=eve, json={} if method == "post" else None)
+        assert resp.status_code == 404, (method, url, resp.get_json())
+        assert resp.get_json()["error"]["code"] == "song_not_found"
+    assert client.get("/api/v1/songs", headers=eve).get_json()["total"] == 0
+    # the owner still has it
+    assert client.get(f"/api/v1/songs/{sid}", headers=auth).status_code == 200
+    # an admin may see it
+    make_user("root", "pw-root-12345", admin=True)
+    root_token = client.post("/api/v1/auth/token", json={"username": "root", "password": "pw-root-12345"}).get_json()
+    resp = client.get(f"/api/v1/songs/{sid}", headers={"Authorization": f"Bearer {root_token['access_token']}"})
+    assert resp.status_code == 200
+
+
+def test_unknown_routes_are_json(client, auth):
+    resp = client.get("/api/v1/nope", headers=auth)
+    assert resp.status_code == 404 and resp.get_json()["error"]["code"] == "not_found"
+    resp = client.put("/api/v1/songs", headers=auth)
+    assert resp.status_code == 405 and resp.get_json()["error"]["code"] == "method_not_allowed"
