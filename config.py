@@ -37,6 +37,7 @@ ENV_SETTINGS: dict[str, tuple[type, Any]] = {
     "WORKER_QUEUES": (str, "separation,transcription,default"),
     "TORCH_THREADS": (int, 0),
     "CORS_ORIGINS": (str, "*"),
+    "WARM_MODELS": (int, 1),
 }
 
 

@@ -7,10 +7,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mssql
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.extensions import db
+
+# Long text: NVARCHAR(max) on SQL Server (its TEXT/NTEXT types are deprecated), TEXT elsewhere.
+LongText = sa.UnicodeText().with_variant(mssql.NVARCHAR(None), "mssql")
 
 JOB_STATUSES = ("queued", "running", "completed", "failed", "canceled")
 FINISHED_STATUSES = ("completed", "failed", "canceled")
@@ -57,7 +61,7 @@ class Song(db.Model):
     artist: Mapped[str | None] = mapped_column(sa.Unicode(255))
     album: Mapped[str | None] = mapped_column(sa.Unicode(255))
     language: Mapped[str | None] = mapped_column(sa.String(16))
-    lyrics: Mapped[str | None] = mapped_column(sa.UnicodeText)
+    lyrics: Mapped[str | None] = mapped_column(LongText)
     original_filename: Mapped[str] = mapped_column(sa.Unicode(255))
     upload_path: Mapped[str] = mapped_column(sa.Unicode(1024))
     sha256: Mapped[str] = mapped_column(sa.String(64), index=True)
@@ -106,7 +110,7 @@ class Job(db.Model):
     stage: Mapped[str | None] = mapped_column(sa.String(64))
     progress: Mapped[float] = mapped_column(default=0.0)
     attempt: Mapped[int] = mapped_column(default=0)
-    error: Mapped[str | None] = mapped_column(sa.UnicodeText)
+    error: Mapped[str | None] = mapped_column(LongText)
     params: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
     result: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     depends_on: Mapped[list[str] | None] = mapped_column(sa.JSON)

@@ -35,8 +35,8 @@ if target_db is not None:
     configure_args = dict(__import__("flask").current_app.extensions["migrate"].configure_args)
 else:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from app.extensions import db
     import app.models  # noqa: F401  (registers the tables)
+    from app.extensions import db
 
     url = x_args.get("url") or config.get_main_option("sqlalchemy.url")
     metadata = db.metadata

@@ -8,6 +8,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from flask import current_app
+from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import FileStorage
 
 from app.audio.io import probe
@@ -104,7 +105,7 @@ def ingest_upload(user: User, upload: FileStorage | None, request: UploadRequest
     try:
         sha256, size = storage.stream_to_file(upload.stream, tmp, max_bytes)
     except storage.TooLarge:
-        raise ApiError(413, "file_too_large", f"The file is larger than {current_app.config['MAX_UPLOAD_MB']} MB")
+        raise ApiError(413, "file_too_large", f"The file is larger than {current_app.config['MAX_UPLOAD_MB']} MB") from None
     try:
         if size == 0:
             raise ApiError(400, "empty_file", "The uploaded file is empty")
@@ -134,9 +135,11 @@ def ingest_upload(user: User, upload: FileStorage | None, request: UploadRequest
         song.upload_path = str(final)
         try:
             db.session.commit()
-        except Exception:
+        except Exception as exc:
             final.unlink(missing_ok=True)
             storage.upload_dir(song.id).rmdir()
+            if isinstance(exc, IntegrityError):
+                raise ApiError(409, "duplicate_song", "You already uploaded this file") from None
             raise
         return song
     except BaseException:

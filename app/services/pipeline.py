@@ -16,7 +16,6 @@ from typing import Any
 from flask import current_app
 
 from app.audio import separation, whisper_models
-from app.audio.exports import slugify, write_karaoke_files
 from app.audio.io import decode, write_audio
 from app.audio.types import LyricsTiming
 from app.errors import ApiError
@@ -184,6 +183,8 @@ def transcribe_work(job: Job, progress: Progress) -> dict[str, Any]:
 
 
 def karaoke_work(job: Job, progress: Progress) -> dict[str, Any]:
+    from app.audio.exports import slugify, write_karaoke_files
+
     song = job.song
     instrumental = _require_artifact(song, "instrumental")
     timing_artifact = _require_artifact(song, "timing")

@@ -7,6 +7,7 @@ Create Date: 2026-11-21 07:01:26.078273
 """
 from alembic import op
 import sqlalchemy as sa
+from sqlalchemy.dialects import mssql
 
 
 # revision identifiers, used by Alembic.
@@ -34,7 +35,7 @@ def upgrade():
     sa.Column('artist', sa.Unicode(length=255), nullable=True),
     sa.Column('album', sa.Unicode(length=255), nullable=True),
     sa.Column('language', sa.String(length=16), nullable=True),
-    sa.Column('lyrics', sa.UnicodeText(), nullable=True),
+    sa.Column('lyrics', sa.UnicodeText().with_variant(mssql.NVARCHAR(None), 'mssql'), nullable=True),
     sa.Column('original_filename', sa.Unicode(length=255), nullable=False),
     sa.Column('upload_path', sa.Unicode(length=1024), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=False),
@@ -78,7 +79,7 @@ def upgrade():
     sa.Column('stage', sa.String(length=64), nullable=True),
     sa.Column('progress', sa.Double(), nullable=False),
     sa.Column('attempt', sa.Integer(), nullable=False),
-    sa.Column('error', sa.UnicodeText(), nullable=True),
+    sa.Column('error', sa.UnicodeText().with_variant(mssql.NVARCHAR(None), 'mssql'), nullable=True),
     sa.Column('params', sa.JSON(), nullable=False),
     sa.Column('result', sa.JSON(), nullable=True),
     sa.Column('depends_on', sa.JSON(), nullable=True),
