@@ -111,5 +111,5 @@ def _check_production(cfg: dict[str, Any]) -> None:
     if cfg["APP_ENV"] != "production":
         return
     for key in ("SECRET_KEY", "JWT_SECRET_KEY"):
-        if cfg[key] == DEV_SECRET or len(str(cfg[key])) < 16:
-            raise ConfigError(f"{key} must be set to a secret of at least 16 characters in production")
+        if cfg[key] == DEV_SECRET or len(str(cfg[key])) < 32:
+            raise ConfigError(f"{key} must be set to a secret of at least 32 characters in production")

@@ -25,12 +25,12 @@ _emitters: dict[tuple[int, str], socketio_pkg.RedisManager] = {}
 
 def init_realtime(app: Flask) -> None:
     origins = app.config["CORS_ORIGINS"]
-    socketio.init_app(
-        app,
-        async_mode="threading",
-        message_queue=app.config["REDIS_URL"] if app.config.get("SOCKETIO_MESSAGE_QUEUE", True) else None,
-        cors_allowed_origins="*" if origins == "*" else origins.split(","),
-    )
+    options = {"async_mode": "threading", "cors_allowed_origins": "*" if origins == "*" else origins.split(",")}
+    if app.config.get("SOCKETIO_MESSAGE_QUEUE", True):
+        options["message_queue"] = app.config["REDIS_URL"]
+    else:
+        options["client_manager"] = None  # forget a queue an earlier init_app (same process) configured
+    socketio.init_app(app, **options)
 
 
 def song_room(song_id: str) -> str:
@@ -43,6 +43,9 @@ def job_room(job_id: str) -> str:
 
 def emit_event(event: str, payload: dict[str, Any], rooms: list[str]) -> None:
     """Publish ``event`` to ``rooms`` through the Redis message queue. Never raises."""
+    if not current_app.config.get("SOCKETIO_MESSAGE_QUEUE", True):  # single process (tests): emit directly
+        socketio.emit(event, payload, to=rooms, namespace="/")
+        return
     url = current_app.config["REDIS_URL"]
     key = (os.getpid(), url)  # one connection per process: forked workers must not share one
     try:

@@ -100,8 +100,8 @@ def make_app(tmp_path: Path, redis_url: str, models_dir: Path, database_url: str
         "MODELS_DIR": str(models_dir),
         "REDIS_URL": redis_url,
         "DATABASE_URL": database_url or f"sqlite:///{tmp_path / 'test.sqlite3'}",
-        "SECRET_KEY": "test-secret-key-0123456789",
-        "JWT_SECRET_KEY": "test-jwt-secret-0123456789",
+        "SECRET_KEY": "test-secret-key-0123456789-abcdefgh",
+        "JWT_SECRET_KEY": "test-jwt-secret-0123456789-abcdefgh",
         "TESTING": True,
     }
     config.update(extra)

@@ -75,8 +75,6 @@ def start_kind(song: Song, kind: str, body: Any) -> list[Job]:
     """Start ``kind`` on an existing song, with whatever earlier steps it still lacks."""
     if not isinstance(body, dict):
         raise ApiError(400, "bad_request", "The body must be a JSON object")
-    if any(j.kind == kind for j in active_jobs(song)):
-        raise ApiError(409, "job_active", f"A {kind} job for this song is already queued or running")
     params: dict[str, Any] = {}
     if kind == "separate":
         params["separation_model"] = check_separation_model(body.get("model"))
@@ -84,6 +82,8 @@ def start_kind(song: Song, kind: str, body: Any) -> list[Job]:
         params["transcription_model"] = check_transcription_model(body.get("model"))
     params.setdefault("separation_model", check_separation_model(body.get("separation_model")))
     params.setdefault("transcription_model", check_transcription_model(body.get("transcription_model")))
+    if any(j.kind == kind for j in active_jobs(song)):
+        raise ApiError(409, "job_active", f"A {kind} job for this song is already queued or running")
     kinds = [kind]
     needs_stems = latest_artifact(song, "vocals") is None or latest_artifact(song, "instrumental") is None
     if kind in ("transcribe", "karaoke") and needs_stems:
@@ -96,7 +96,8 @@ def start_kind(song: Song, kind: str, body: Any) -> list[Job]:
 def delete_song(song: Song) -> None:
     """Cancel the song's jobs, delete its files and its rows."""
     for job in active_jobs(song):
-        request_cancel(job)
+        if not job.finished:  # canceling one job also ends the jobs waiting on it
+            request_cancel(job)
     song_id = song.id
     db.session.delete(song)
     db.session.commit()

@@ -49,6 +49,7 @@ def exercise_schema(app) -> None:
         db.session.delete(again)  # cascades to jobs and artifacts
         db.session.commit()
         assert db.session.execute(sa.select(sa.func.count()).select_from(Job)).scalar() == 0
+        db.session.remove()  # release the locks a still-open transaction holds (PostgreSQL waits on them)
         downgrade(revision="base")
         assert set(sa.inspect(db.engine).get_table_names()) <= {"alembic_version"}
 
