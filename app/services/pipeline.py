@@ -136,7 +136,8 @@ def separate_work(job: Job, progress: Progress) -> dict[str, Any]:
         return {"model": model, "cache_hit": True, "load_seconds": 0.0, "compute_seconds": 0.0}
     progress(0.0, "decoding")
     wave = decode(song.upload_path)
-    stems = separation.separate(wave, model, current_app.config["MODELS_DIR"], on_progress=progress.scaled(0.02, 0.9))
+    stems = separation.separate(wave, model, current_app.config["MODELS_DIR"], on_progress=progress.scaled(0.02, 0.9),
+                                device=_device())
     progress(0.9, "writing")
     final_dir = storage.output_dir(song.id) / model
     with _Staging(final_dir, job) as staging:
@@ -162,7 +163,7 @@ def transcribe_work(job: Job, progress: Progress) -> dict[str, Any]:
     if _cached(song, ["timing"], key):
         return {"model": name, "mode": mode, "cache_hit": True, "load_seconds": 0.0, "compute_seconds": 0.0}
     progress(0.0, "loading model")
-    model, load_seconds = whisper_models.load_whisper(name, models_dir, device=_whisper_device())
+    model, load_seconds = whisper_models.load_whisper(name, models_dir, device=_device())
     wave = decode(vocals.path, sample_rate=16000, channels=1)
     started = time.perf_counter()
     step = progress.scaled(0.05, 0.95)
@@ -207,7 +208,7 @@ def karaoke_work(job: Job, progress: Progress) -> dict[str, Any]:
     return {"cache_hit": False, "folder": str(final_dir)}
 
 
-def _whisper_device() -> str:
+def _device() -> str:
     from app.services.models_catalog import compute_device
 
     return compute_device()

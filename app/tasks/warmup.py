@@ -1,26 +1,37 @@
-"""Warm the default models in the background once a worker process starts (never in a startup hook)."""
+"""Per worker process: size torch's thread pool, then warm the default models in the background.
+
+Warm-up never runs inside a Celery startup hook's time budget: the hook only starts a thread.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 from celery.signals import worker_process_init
+from flask import Flask
 
 log = logging.getLogger(__name__)
 
 
-def warm_models(app) -> None:  # noqa: ANN001 - a Flask app
-    import numpy as np
+def torch_threads(config: dict) -> int:
+    """Threads per worker process: TORCH_THREADS, else the cores shared among the pool's processes.
 
+    Over-subscribed torch thread pools slow separation several-fold on small hosts.
+    """
+    if config.get("TORCH_THREADS"):
+        return int(config["TORCH_THREADS"])
+    return max(1, (os.cpu_count() or 1) // max(1, int(config.get("WORKER_CONCURRENCY", 1))))
+
+
+def warm_models(app: Flask) -> None:
     from app.audio import separation, whisper_models
-    from app.audio.types import Waveform
 
     with app.app_context():
         models_dir = app.config["MODELS_DIR"]
         try:
-            silence = Waveform(np.zeros((2, 44100), dtype=np.float32), 44100)
-            separation.separate(silence, separation.default_model(models_dir), models_dir)
+            separation.load(separation.default_model(models_dir), models_dir)
             whisper_models.load_whisper(whisper_models.default_model(models_dir, "en"), models_dir)
             log.info("models warm")
         except Exception:  # noqa: BLE001 - warm-up is an optimisation; jobs load on demand
@@ -28,9 +39,14 @@ def warm_models(app) -> None:  # noqa: ANN001 - a Flask app
 
 
 @worker_process_init.connect
-def _start_warmup(**_kwargs: object) -> None:
+def _init_process(**_kwargs: object) -> None:
     from celery import current_app as celery_app
 
     flask_app = getattr(celery_app, "flask_app", None)
-    if flask_app is not None and flask_app.config.get("WARM_MODELS", True):
+    if flask_app is None:
+        return
+    import torch
+
+    torch.set_num_threads(torch_threads(flask_app.config))
+    if flask_app.config.get("WARM_MODELS", 1):
         threading.Thread(target=warm_models, args=(flask_app,), name="warmup", daemon=True).start()
