@@ -20,6 +20,7 @@ from app.extensions import db, socketio
 from app.models import Job, Song, User
 
 log = logging.getLogger(__name__)
+QUEUE_CHANNEL = "flask-socketio"  # the channel Flask-SocketIO listens on by default
 _emitters: dict[tuple[int, str], socketio_pkg.RedisManager] = {}
 
 
@@ -50,7 +51,7 @@ def emit_event(event: str, payload: dict[str, Any], rooms: list[str]) -> None:
     key = (os.getpid(), url)  # one connection per process: forked workers must not share one
     try:
         if key not in _emitters:
-            _emitters[key] = socketio_pkg.RedisManager(url, write_only=True)
+            _emitters[key] = socketio_pkg.RedisManager(url, channel=QUEUE_CHANNEL, write_only=True)
         _emitters[key].emit(event, payload, namespace="/", room=rooms)
     except Exception:  # noqa: BLE001 - a lost hint must never fail a job
         log.warning("could not emit %s", event, exc_info=True)
