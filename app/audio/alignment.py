@@ -1,0 +1,353 @@
+"""Model-free pieces of lyrics alignment: word matching, voice activity, time estimates, windows.
+
+All times are seconds from the start of the audio. Used by :mod:`app.audio.transcribe`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+
+import numpy as np
+
+VAD_FRAME_S = 512 / 16000
+"""Silero VAD resolution: one speech probability per 512 samples at 16 kHz (seconds)."""
+
+
+def _similarity(a: str, b: str) -> float:
+    if a == b:
+        return 1.0
+    if not a or not b:
+        return 0.0
+    return SequenceMatcher(None, a, b, autojunk=False).ratio()
+
+
+def _similarity_matrix(given: Sequence[str], heard: Sequence[str]) -> np.ndarray:
+    """``sim[i, j]`` in 0..1, computed once per distinct pair of words (lyrics repeat a lot)."""
+    gv, gi = np.unique(np.asarray(given, dtype=object), return_inverse=True)
+    hv, hi = np.unique(np.asarray(heard, dtype=object), return_inverse=True)
+    table = np.array([[_similarity(g, h) for h in hv] for g in gv], dtype=np.float32)
+    return table[np.ix_(gi.reshape(-1), hi.reshape(-1))]
+
+
+def match_words(
+    given: Sequence[str],
+    heard: Sequence[str],
+    heard_pauses: Sequence[float] | None = None,
+    gap: float = 0.4,
+) -> list[int | None]:
+    """Global (Needleman-Wunsch) alignment of two normalised word lists.
+
+    Returns, for each given word, the index of the heard word it was paired with (similarity
+    >= 0.5), or None. The pairing is monotonic, so repeated choruses pair with the right repeat.
+    ``heard_pauses[j]`` (seconds, ``len(heard) + 1`` values) is the silence before heard word j
+    (the last value: after the last word). Given words the recogniser missed are cheap to skip
+    where it heard a long pause and expensive where it heard continuous singing, which decides
+    which repetition of a repeated passage the heard words belong to.
+    """
+    n, m = len(given), len(heard)
+    if n == 0 or m == 0:
+        return [None] * n
+    sim = _similarity_matrix(given, heard)
+    pair = np.where(sim >= 0.5, 2.0 * sim - 1.0, -1.0).tolist()
+    pauses = np.zeros(m + 1) if heard_pauses is None else np.asarray(heard_pauses, dtype=float)
+    skip_given = (gap + 2 * gap * np.clip(1.0 - pauses / 2.0, 0.0, 1.0)).tolist()
+    score = [[0.0] * (m + 1) for _ in range(n + 1)]
+    move = [[0] * (m + 1) for _ in range(n + 1)]  # 0 pair, 1 skip given, 2 skip heard
+    for j in range(1, m + 1):
+        score[0][j], move[0][j] = -gap * j, 2
+    for i in range(1, n + 1):
+        prev, row, mv, pr = score[i - 1], score[i], move[i], pair[i - 1]
+        row[0], mv[0] = prev[0] - skip_given[0], 1
+        for j in range(1, m + 1):
+            best, how = prev[j - 1] + pr[j - 1], 0
+            cand = prev[j] - skip_given[j]
+            if cand > best:
+                best, how = cand, 1
+            cand = row[j - 1] - gap
+            if cand > best:
+                best, how = cand, 2
+            row[j], mv[j] = best, how
+    result: list[int | None] = [None] * n
+    i, j = n, m
+    while i > 0 and j > 0:
+        if move[i][j] == 0:
+            if sim[i - 1, j - 1] >= 0.5:
+                result[i - 1] = j - 1
+            i, j = i - 1, j - 1
+        elif move[i][j] == 1:
+            i -= 1
+        else:
+            j -= 1
+    return result
+
+
+def trusted_anchors(
+    matches: Sequence[int | None], given: Sequence[str], heard: Sequence[str]
+) -> list[int | None]:
+    """Keep pairs that are exact (or nearly) and either part of a run of two or a long word.
+
+    Single short words ("I", "you") paired in isolation are often a hallucination or the wrong
+    repetition, so they are dropped.
+    """
+    kept: list[int | None] = [None] * len(matches)
+    for i, j in enumerate(matches):
+        if j is None or _similarity(given[i], heard[j]) < 0.75:
+            continue
+        run = (i > 0 and matches[i - 1] == j - 1) or (i + 1 < len(matches) and matches[i + 1] == j + 1)
+        if run or len(given[i]) >= 5:
+            kept[i] = j
+    return kept
+
+
+@dataclass
+class SpeechMap:
+    """Where the voice is active: one boolean per frame of VAD_FRAME_S seconds."""
+
+    speech: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.speech = np.asarray(self.speech, dtype=bool)
+        self.probs = self.speech  # frame count via len()
+        self.cumulative = np.concatenate([[0.0], np.cumsum(self.speech) * VAD_FRAME_S])
+
+    @property
+    def duration(self) -> float:
+        return len(self.speech) * VAD_FRAME_S
+
+    def _frame(self, t: float) -> int:
+        return int(np.clip(t / VAD_FRAME_S, 0, len(self.probs) - 1)) if len(self.probs) else 0
+
+    def is_speech(self, t: float) -> bool:
+        return bool(len(self.probs)) and bool(self.speech[self._frame(t)])
+
+    def speech_time(self, t: float) -> float:
+        """Seconds of speech between 0 and ``t``."""
+        x = np.clip(t / VAD_FRAME_S, 0, len(self.probs))
+        return float(np.interp(x, np.arange(len(self.cumulative)), self.cumulative))
+
+    def time_at_speech(self, s: float, latest: bool = False) -> float:
+        """Inverse of :meth:`speech_time`: the earliest (or latest) time with ``s`` seconds of
+        speech before it. Within a pause the earliest is the pause start, the latest its end."""
+        if latest:
+            idx = int(np.searchsorted(self.cumulative, s + 1e-9, side="right")) - 1
+        else:
+            idx = int(np.searchsorted(self.cumulative, s - 1e-9, side="left"))
+        return float(np.clip(idx * VAD_FRAME_S, 0.0, self.duration))
+
+    def next_onset(self, t: float, limit: float) -> float | None:
+        """The first speech frame start in [t, limit), or None."""
+        lo, hi = self._frame(t), int(min(limit / VAD_FRAME_S, len(self.probs)))
+        hits = np.flatnonzero(self.speech[lo:hi])
+        return None if len(hits) == 0 else (lo + int(hits[0])) * VAD_FRAME_S
+
+    def last_offset(self, t: float, limit: float) -> float | None:
+        """The end of the last speech frame in (limit, t], or None."""
+        lo, hi = int(max(limit / VAD_FRAME_S, 0)), self._frame(t) + 1
+        hits = np.flatnonzero(self.speech[lo:hi])
+        return None if len(hits) == 0 else (lo + int(hits[-1]) + 1) * VAD_FRAME_S
+
+
+def _spread(speech: SpeechMap, s0: float, s1: float, cum: np.ndarray, t0: float, t1: float) -> list[float]:
+    """Edges for words with cumulative weights ``cum`` spread over speech time s0..s1
+    (or over clock time t0..t1 when there is no speech in between)."""
+    if s1 - s0 > 1e-3:
+        # word starts go to the end of a pause (the next onset), the last word's end to its start
+        edges = [speech.time_at_speech(s0 + (s1 - s0) * c / cum[-1], latest=True) for c in cum[:-1]]
+        return [*edges, speech.time_at_speech(s1)]
+    return [t0 + (t1 - t0) * c / cum[-1] for c in cum]
+
+
+def _gap_edges(
+    speech: SpeechMap, cum: np.ndarray, head: int, tail: int, t0: float, t1: float, spw: float
+) -> list[float]:
+    """Word edges for an unanchored run between times t0 and t1: ``head`` words packed right
+    after t0, ``tail`` words right before t1 (``spw`` seconds per weight: line-mates are sung
+    back to back, whatever the voice detector says), the rest spread over the speech between."""
+    n = len(cum) - 1
+    h_end = t0 + cum[head] * spw
+    t_start = t1 - (cum[-1] - cum[n - tail]) * spw
+    mid = cum[head : n - tail + 1] - cum[head]
+    middle = []
+    if len(mid) > 1:
+        s0, s1 = speech.speech_time(h_end), speech.speech_time(t_start)
+        middle = _spread(speech, s0, s1, mid, h_end, t_start)[:-1]
+    return (
+        [t0 + c * spw for c in cum[:head]]
+        + middle
+        + [t_start + (c - cum[n - tail]) * spw for c in cum[n - tail :]]
+    )
+
+
+def estimate_times(
+    weights: Sequence[float],
+    line_of: Sequence[int],
+    anchors: dict[int, tuple[float, float]],
+    speech: SpeechMap,
+    seconds_per_weight: float = 0.08,
+) -> list[tuple[float, float]]:
+    """Rough (start, end) for every word: anchors as given, the rest placed in speech time.
+
+    ``weights`` (one per word, e.g. letters + 1) decide how much speech time each word gets
+    (``seconds_per_weight`` each where it is not bounded by anchors); ``line_of`` gives each word's
+    line. Unanchored words that share a line with the anchor before (after) them are packed right
+    after (before) it, so a line's first word is not pulled back across a pause; words of
+    unanchored lines are spread over the speech between (before the first anchor: from the first
+    speech on; after the last: up to the end of the last speech). Without anchors, words are
+    spread over all detected speech.
+    """
+    n = len(weights)
+    w = np.asarray(weights, dtype=float)
+    total = speech.speech_time(speech.duration)
+    if not anchors:
+        cum = np.concatenate([[0.0], np.cumsum(w)])
+        edges = _spread(speech, 0.0, total, cum, 0.0, speech.duration)
+        return [(edges[i], edges[i + 1]) for i in range(n)]
+    result: list[tuple[float, float] | None] = [anchors.get(i) for i in range(n)]
+    keys = sorted(anchors)
+    for a, b in [(-1, keys[0]), *zip(keys, keys[1:], strict=False), (keys[-1], n)]:
+        if b - a <= 1:
+            continue
+        idx = list(range(a + 1, b))
+        cum = np.concatenate([[0.0], np.cumsum(w[idx])])
+        need = cum[-1] * seconds_per_weight
+        if a < 0:  # before the first anchor: its line-mates packed, earlier lines over the speech
+            t1 = anchors[b][0]
+            head, tail = 0, sum(1 for i in idx if line_of[i] == line_of[b])
+            t0 = speech.time_at_speech(0.0, latest=True)
+            if tail == len(idx) or t0 >= t1 - need:
+                t0, tail = speech.time_at_speech(max(0.0, speech.speech_time(t1) - need)), len(idx)
+        elif b >= n:  # after the last anchor: the same, mirrored
+            t0 = anchors[a][1]
+            head, tail = sum(1 for i in idx if line_of[i] == line_of[a]), 0
+            t1 = speech.time_at_speech(total)
+            if head == len(idx) or t1 <= t0 + need:
+                t1 = max(t0, speech.time_at_speech(min(total, speech.speech_time(t0) + need), latest=True))
+                head = len(idx)
+        else:
+            t0, t1 = anchors[a][1], anchors[b][0]
+            head = sum(1 for i in idx if line_of[i] == line_of[a])
+            tail = sum(1 for i in idx if line_of[i] == line_of[b])
+            if line_of[a] == line_of[b]:
+                head = tail = 0
+        edges = _gap_edges(speech, cum, head, tail, t0, t1, min(seconds_per_weight, (t1 - t0) / cum[-1]))
+        for k, i in enumerate(idx):
+            result[i] = (edges[k], max(edges[k], edges[k + 1]))
+    return [r if r is not None else (0.0, 0.0) for r in result]
+
+
+def plan_windows(
+    line_spans: Sequence[tuple[float, float]],
+    duration: float,
+    max_len: float = 29.0,
+    pad: float = 1.0,
+    max_gap: float = 2.5,
+) -> list[tuple[float, float, int, int]]:
+    """Group consecutive lines into windows of at most ``max_len`` seconds.
+
+    Returns ``(t0, t1, first_line, end_line)`` (end exclusive); each window spans its lines'
+    estimated times plus ``pad`` on both sides, clipped to the audio. A pause longer than
+    ``max_gap`` between two lines starts a new window: the attention alignment tends to smear
+    words into long pauses.
+    """
+    windows = []
+    i, n = 0, len(line_spans)
+    while i < n:
+        t0 = max(0.0, line_spans[i][0] - pad)
+        j = i + 1
+        while (
+            j < n
+            and line_spans[j][1] + pad - t0 <= max_len
+            and line_spans[j][0] - line_spans[j - 1][1] <= max_gap
+        ):
+            j += 1
+        t1 = min(duration, max(line_spans[k][1] for k in range(i, j)) + pad, t0 + max_len)
+        windows.append((t0, max(t1, min(duration, t0 + 1.0)), i, j))
+        i = j
+    return windows
+
+
+def reconcile(
+    aligned: Sequence[tuple[float, float]],
+    anchors: dict[int, tuple[float, float]],
+    weights: Sequence[float],
+    line_of: Sequence[int],
+    speech: SpeechMap,
+    tolerance: float = 0.5,
+) -> tuple[list[tuple[float, float]], list[str]]:
+    """Merge window alignment with transcription anchors; return (times, source per word).
+
+    Anchored words keep the aligned time unless it is more than ``tolerance`` seconds from the
+    anchor (then the anchor wins: source "heard"). Unanchored words keep the aligned time
+    ("aligned") when it lies between the neighbouring anchored words; the others are
+    re-estimated from all kept times ("estimated").
+    """
+    fixed, source = {}, ["estimated"] * len(aligned)
+    for i, anchor in anchors.items():
+        close = abs(aligned[i][0] - anchor[0]) <= tolerance
+        fixed[i], source[i] = (aligned[i], "aligned") if close else (anchor, "heard")
+    keys = sorted(fixed)
+    kept = dict(fixed)
+    prev_start, k = -1.0, 0
+    for i, (start, end) in enumerate(aligned):
+        while k < len(keys) and keys[k] <= i:
+            prev_start = fixed[keys[k]][0]
+            k += 1
+        if i in fixed:
+            continue
+        next_start = fixed[keys[k]][0] if k < len(keys) else float("inf")
+        if prev_start <= start <= next_start:
+            kept[i], source[i] = (start, end), "aligned"
+    if len(kept) == len(aligned):
+        return [kept[i] for i in range(len(aligned))], source
+    return estimate_times(weights, line_of, kept, speech), source
+
+
+def line_outliers(
+    starts: dict[int, float], line_of: Sequence[int], max_step: float = 3.0, per_word: float = 0.8
+) -> set[int]:
+    """Words cut off from the rest of their line by an implausible pause.
+
+    ``starts`` maps word index -> onset (seconds) for the words to check. Within a line, a step
+    between consecutive checked words longer than ``max_step`` plus ``per_word`` per word in
+    between splits the line into groups (sung lines have no such pauses: at most 1.7 s between
+    word onsets in the reference songs); every group but the largest is returned. These are
+    typically a short word paired with the wrong occurrence, or pushed into a pause by the
+    window alignment.
+    """
+    by_line: dict[int, list[int]] = {}
+    for i in sorted(starts):
+        by_line.setdefault(line_of[i], []).append(i)
+    out: set[int] = set()
+    for idx in by_line.values():
+        groups = [[idx[0]]]
+        for a, b in zip(idx, idx[1:], strict=False):
+            if starts[b] - starts[a] > max_step + per_word * (b - a - 1):
+                groups.append([b])
+            else:
+                groups[-1].append(b)
+        if len(groups) > 1:
+            keep = max(groups, key=len)
+            out.update(i for group in groups if group is not keep for i in group)
+    return out
+
+
+def snap_to_speech(
+    times: list[tuple[float, float]], speech: SpeechMap, max_shift: float = 3.0
+) -> list[tuple[float, float]]:
+    """Move word onsets that fall in silence to the next speech onset (before the word's end),
+    and cut word ends that run into silence back to the last speech frame. Times stay monotonic.
+    """
+    out = []
+    for start, end in times:
+        if not speech.is_speech(start):
+            onset = speech.next_onset(start, min(end, start + max_shift))
+            if onset is not None:
+                start = onset
+        if end > start and not speech.is_speech(end):
+            offset = speech.last_offset(end, start)
+            if offset is not None and offset > start:
+                end = offset
+        out.append((start, max(end, start)))
+    return out

@@ -1,0 +1,275 @@
+"""Lyrics transcription and forced alignment with faster-whisper.
+
+Input is the vocals stem (any rate / channel count); it is resampled here to 16 kHz mono.
+Times in the results are seconds from the start of the input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from app.audio import alignment
+from app.audio.lyrics import normalize_word, parse_lyrics
+from app.audio.types import Line, LyricsTiming, ProgressCallback, Waveform, Word, no_progress
+
+SAMPLE_RATE = 16000
+LINE_GAP_S = 0.6
+"""A pause longer than this (seconds) between two heard words starts a new line."""
+ENERGY_RANGE_DB = 20.0
+SQUEEZED_WORD_S = 0.03
+MAX_LINE_WORDS = 10
+MAX_LINE_CHARS = 48
+ONSET_BIAS_S = {"tiny.en": 0.10, "base": -0.10}
+"""How late (seconds) each model places word onsets; subtracted from every aligned time."""
+
+
+def to_16k_mono(wf: Waveform) -> np.ndarray:
+    """The waveform as float32 mono at 16 kHz (channel mean, FFmpeg resampler, no added delay)."""
+    from app.audio.io import resample
+
+    mono = wf.mono()[None, :]
+    return np.ascontiguousarray(resample(mono, wf.sample_rate, SAMPLE_RATE)[0], dtype=np.float32)
+
+
+def model_name(model: Any) -> str:
+    """The catalog name of a loaded model (set by ``load_whisper``), else ``"whisper"``."""
+    return str(getattr(model, "catalog_name", "whisper"))
+
+
+def _onset_bias(model: Any) -> float:
+    return ONSET_BIAS_S.get(model_name(model), 0.0)
+
+
+def _heard_words(
+    model: Any,
+    audio: np.ndarray,
+    language: str | None,
+    on_progress: ProgressCallback,
+    stage: str,
+    share: float,
+) -> tuple[list[dict[str, Any]], str]:
+    """Transcribe with word timestamps and VAD; return (words as dicts, detected language)."""
+    duration = max(len(audio) / SAMPLE_RATE, 1e-6)
+    segments, info = model.transcribe(
+        audio,
+        language=language,
+        word_timestamps=True,
+        vad_filter=True,
+        condition_on_previous_text=True,
+        temperature=0.0,  # measured: the fallback temperatures lose words on songs and cost 2-3x time
+        beam_size=5,
+    )
+    words: list[dict[str, Any]] = []
+    on_progress(0.0, stage)
+    for segment in segments:
+        for w in segment.words or []:
+            if w.word.strip():
+                words.append({"text": w.word.strip(), "start": w.start, "end": w.end, "p": w.probability})
+        on_progress(share * min(1.0, segment.end / duration), stage)
+    return _drop_squeezed(words, duration), info.language
+
+
+def _drop_squeezed(words: list[dict[str, Any]], duration: float) -> list[dict[str, Any]]:
+    """Remove decoding loops: runs of 3+ words squeezed into no time (Whisper repeating itself
+    at the end of a window, which greedy decoding without temperature fallback can do) and words
+    placed at or after the end of the audio."""
+    short = [w["end"] - w["start"] < SQUEEZED_WORD_S or w["start"] >= duration - 0.01 for w in words]
+    keep = [True] * len(words)
+    i = 0
+    while i < len(words):
+        j = i
+        while j < len(words) and short[j]:
+            j += 1
+        if j - i >= 3 or (j > i and words[i]["start"] >= duration - 0.01):
+            keep[i:j] = [False] * (j - i)
+        i = max(j, i + 1)
+    return [w for w, k in zip(words, keep, strict=True) if k]
+
+
+def _lines_from_words(words: list[Word]) -> list[Line]:
+    """Break heard words into lines at pauses > LINE_GAP_S and at the maximum line length."""
+    lines: list[list[Word]] = []
+    for word in words:
+        current = lines[-1] if lines else None
+        if (
+            current is None
+            or word.start - current[-1].end > LINE_GAP_S
+            or len(current) >= MAX_LINE_WORDS
+            or sum(len(w.text) + 1 for w in current) + len(word.text) > MAX_LINE_CHARS
+        ):
+            lines.append([word])
+        else:
+            current.append(word)
+    return [Line(" ".join(w.text for w in ws), ws[0].start, ws[-1].end, ws) for ws in lines]
+
+
+def transcribe(
+    wf: Waveform, model: Any, language: str | None = None, on_progress: ProgressCallback = no_progress
+) -> LyricsTiming:
+    """Transcribe sung lyrics from a vocals stem into timed lines and words.
+
+    ``language`` is an ISO 639-1 code or None (detected; English-only models assume "en").
+    Progress goes to ``on_progress(fraction, "transcribing")``; a JobCanceled raised there stops.
+    Times are seconds, corrected by the model's onset bias.
+    """
+    audio = to_16k_mono(wf)
+    if not getattr(model.model, "is_multilingual", True):
+        language = "en"
+    heard, detected = _heard_words(model, audio, language, on_progress, "transcribing", 1.0)
+    bias = _onset_bias(model)
+    words = [
+        Word(w["text"], max(0.0, w["start"] - bias), max(0.0, w["end"] - bias), float(w["p"])) for w in heard
+    ]
+    on_progress(1.0, "transcribing")
+    return LyricsTiming(language or detected, _lines_from_words(words), {"transcription": model_name(model)})
+
+
+def _tokenizer(model: Any, language: str) -> Any:
+    from faster_whisper.tokenizer import Tokenizer
+
+    multilingual = model.model.is_multilingual
+    return Tokenizer(
+        model.hf_tokenizer, multilingual, task="transcribe", language=language if multilingual else None
+    )
+
+
+def _align_window(
+    model: Any, tokenizer: Any, audio: np.ndarray, t0: float, t1: float, words: list[str]
+) -> list[tuple[float, float, float]]:
+    """Force-align ``words`` to audio[t0:t1] (at most 30 s): (start, end, probability) per word."""
+    chunk = audio[int(t0 * SAMPLE_RATE) : int(t1 * SAMPLE_RATE)]
+    features = model.feature_extractor(chunk)[..., :-1]
+    num_frames = min(features.shape[-1], 3000)
+    from faster_whisper.audio import pad_or_trim
+
+    encoder_output = model.encode(pad_or_trim(features))
+    tokens_per_word = [tokenizer.encode(" " + w) for w in words]
+    text_tokens = [t for toks in tokens_per_word for t in toks]
+    result = model.model.align(
+        encoder_output, tokenizer.sot_sequence, [text_tokens], num_frames, median_filter_width=7
+    )[0]
+    text_idx = np.array([p[0] for p in result.alignments])
+    time_idx = np.array([p[1] for p in result.alignments])
+    jumps = np.pad(np.diff(text_idx), (1, 0), constant_values=1).astype(bool)
+    jump_times = time_idx[jumps] / model.tokens_per_second
+    probs = np.asarray(result.text_token_probs, dtype=float)
+    bounds = np.concatenate([[0], np.cumsum([len(t) for t in tokens_per_word])])
+    out = []
+    for k in range(len(words)):
+        a, b = int(bounds[k]), int(bounds[k + 1])
+        start = float(jump_times[min(a, len(jump_times) - 1)])
+        end = float(jump_times[min(b, len(jump_times) - 1)])
+        p = float(probs[a:b].mean()) if b > a and len(probs) >= b else 0.0
+        out.append((t0 + start, t0 + max(end, start), p))
+    return out
+
+
+def speech_map(audio: np.ndarray) -> alignment.SpeechMap:
+    """Voice activity of 16 kHz vocals, per 32 ms frame.
+
+    Silero VAD (bundled with faster-whisper) misses some singing (vocalises, soft or backing
+    parts), so a frame also counts as active when its level is within ENERGY_RANGE_DB of the
+    stem's loud frames (95th percentile): on a separated vocals stem the instruments are gone.
+    """
+    from faster_whisper.vad import get_vad_model
+
+    frame = 512
+    n = len(audio) // frame + 1
+    padded = np.pad(audio, (0, n * frame - len(audio)))
+    silero = np.asarray(get_vad_model()(padded), dtype=np.float32).reshape(-1)[:n] >= 0.5
+    level = 10 * np.log10((padded.reshape(n, frame) ** 2).mean(axis=1) + 1e-12)
+    loud = level >= np.percentile(level, 95) - ENERGY_RANGE_DB
+    return alignment.SpeechMap(loud | silero)
+
+
+def _anchors(given: list[str], heard: list[dict[str, Any]], duration: float) -> dict[int, dict[str, Any]]:
+    """Given-word index -> the heard word it was reliably recognised as (edit-distance pairing)."""
+    norm_given = [normalize_word(w) for w in given]
+    norm_heard = [normalize_word(w["text"]) for w in heard]
+    starts = [w["start"] for w in heard] + [duration]
+    pauses = [starts[0]] + [starts[j + 1] - w["end"] for j, w in enumerate(heard)]
+    matches = alignment.match_words(norm_given, norm_heard, pauses)
+    matches = alignment.trusted_anchors(matches, norm_given, norm_heard)
+    return {i: heard[j] for i, j in enumerate(matches) if j is not None}
+
+
+def _align_windows(
+    model: Any,
+    language: str,
+    audio: np.ndarray,
+    lines: list[list[str]],
+    spans: list[tuple[float, float]],
+    on_progress: ProgressCallback,
+) -> list[tuple[float, float, float]]:
+    """Force-align the lines in windows of <= 30 s planned around their estimated ``spans``."""
+    windows = alignment.plan_windows(spans, len(audio) / SAMPLE_RATE)
+    tokenizer = _tokenizer(model, language)
+    timed: list[tuple[float, float, float]] = []
+    for n, (t0, t1, a, b) in enumerate(windows):
+        on_progress(0.5 + 0.5 * n / len(windows), "aligning")
+        timed.extend(_align_window(model, tokenizer, audio, t0, t1, [w for line in lines[a:b] for w in line]))
+    return timed
+
+
+def align(
+    wf: Waveform,
+    lyrics_text: str,
+    model: Any,
+    language: str | None = None,
+    on_progress: ProgressCallback = no_progress,
+) -> LyricsTiming:
+    """Time every word of known lyrics against a vocals stem (forced alignment).
+
+    The result has exactly the lines and words of ``parse_lyrics(lyrics_text)``, each with start
+    and end in seconds and a confidence in 0..1 (0 for words whose time was interpolated).
+    How: a transcription with word timestamps locates the sung text (its words are paired with the
+    given ones by an edit-distance alignment), the given lines are force-aligned in windows of up
+    to 30 s planned from those anchors, disagreements are resolved in favour of the anchors, and
+    onsets are moved out of silences detected on the vocals.
+    Stages: "transcribing" (fractions 0-0.5) then "aligning". Raises ValueError when the lyrics
+    contain no words; a JobCanceled raised by ``on_progress`` stops the work.
+    """
+    lines = parse_lyrics(lyrics_text)
+    given = [w for line in lines for w in line]
+    if not given:
+        raise ValueError("the lyrics contain no words")
+    audio = to_16k_mono(wf)
+    duration = len(audio) / SAMPLE_RATE
+    if not getattr(model.model, "is_multilingual", True):
+        language = "en"
+    heard, detected = _heard_words(model, audio, language, on_progress, "transcribing", 0.5)
+    language = language or detected
+    speech = speech_map(audio)
+    line_of = [k for k, line in enumerate(lines) for _ in line]
+    anchors = _anchors(given, heard, duration)
+    for i in alignment.line_outliers({i: w["start"] for i, w in anchors.items()}, line_of):
+        del anchors[i]
+    anchor_times = {i: (w["start"], w["end"]) for i, w in anchors.items()}
+    weights = [len(normalize_word(w)) + 1 for w in given]
+    estimates = alignment.estimate_times(weights, line_of, anchor_times, speech)
+    first = np.cumsum([0] + [len(line) for line in lines])
+    spans = [(estimates[first[k]][0], estimates[first[k + 1] - 1][1]) for k in range(len(lines))]
+
+    timed = _align_windows(model, language, audio, lines, spans, on_progress)
+    aligned = [(s, e) for s, e, _ in timed]
+    merged, source = alignment.reconcile(aligned, anchor_times, weights, line_of, speech)
+    outliers = alignment.line_outliers({i: t[0] for i, t in enumerate(merged)}, line_of)
+    if outliers:
+        kept = {i: t for i, t in enumerate(merged) if i not in outliers}
+        merged = alignment.estimate_times(weights, line_of, kept, speech)
+        source = ["estimated" if i in outliers else src for i, src in enumerate(source)]
+    bias = _onset_bias(model)
+    times = alignment.snap_to_speech([(max(0.0, s - bias), max(0.0, e - bias)) for s, e in merged], speech)
+    confidence = [
+        timed[i][2] if src == "aligned" else float(anchors[i]["p"]) if src == "heard" else 0.0
+        for i, src in enumerate(source)
+    ]
+    out_lines = []
+    for k, line in enumerate(lines):
+        at = range(first[k], first[k + 1])
+        ws = [Word(text, *times[i], confidence=confidence[i]) for i, text in zip(at, line, strict=True)]
+        out_lines.append(Line(" ".join(line), ws[0].start, ws[-1].end, ws))
+    on_progress(1.0, "aligning")
+    return LyricsTiming(language, out_lines, {"alignment": model_name(model)})
