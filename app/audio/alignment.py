@@ -1,104 +1,18 @@
-"""Model-free pieces of lyrics alignment: word matching, voice activity, time estimates, windows.
+"""Model-free pieces of lyrics alignment: voice activity, time estimates, windows, clean-up.
 
-All times are seconds from the start of the audio. Used by :mod:`app.audio.transcribe`.
+All times are seconds from the start of the audio. Used by :mod:`app.audio.transcribe`; the
+pairing of given and heard words lives in :mod:`app.audio.word_matching`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from difflib import SequenceMatcher
 
 import numpy as np
 
 VAD_FRAME_S = 512 / 16000
 """Silero VAD resolution: one speech probability per 512 samples at 16 kHz (seconds)."""
-
-
-def _similarity(a: str, b: str) -> float:
-    if a == b:
-        return 1.0
-    if not a or not b:
-        return 0.0
-    return SequenceMatcher(None, a, b, autojunk=False).ratio()
-
-
-def _similarity_matrix(given: Sequence[str], heard: Sequence[str]) -> np.ndarray:
-    """``sim[i, j]`` in 0..1, computed once per distinct pair of words (lyrics repeat a lot)."""
-    gv, gi = np.unique(np.asarray(given, dtype=object), return_inverse=True)
-    hv, hi = np.unique(np.asarray(heard, dtype=object), return_inverse=True)
-    table = np.array([[_similarity(g, h) for h in hv] for g in gv], dtype=np.float32)
-    return table[np.ix_(gi.reshape(-1), hi.reshape(-1))]
-
-
-def match_words(
-    given: Sequence[str],
-    heard: Sequence[str],
-    heard_pauses: Sequence[float] | None = None,
-    gap: float = 0.4,
-) -> list[int | None]:
-    """Global (Needleman-Wunsch) alignment of two normalised word lists.
-
-    Returns, for each given word, the index of the heard word it was paired with (similarity
-    >= 0.5), or None. The pairing is monotonic, so repeated choruses pair with the right repeat.
-    ``heard_pauses[j]`` (seconds, ``len(heard) + 1`` values) is the silence before heard word j
-    (the last value: after the last word). Given words the recogniser missed are cheap to skip
-    where it heard a long pause and expensive where it heard continuous singing, which decides
-    which repetition of a repeated passage the heard words belong to.
-    """
-    n, m = len(given), len(heard)
-    if n == 0 or m == 0:
-        return [None] * n
-    sim = _similarity_matrix(given, heard)
-    pair = np.where(sim >= 0.5, 2.0 * sim - 1.0, -1.0).tolist()
-    pauses = np.zeros(m + 1) if heard_pauses is None else np.asarray(heard_pauses, dtype=float)
-    skip_given = (gap + 2 * gap * np.clip(1.0 - pauses / 2.0, 0.0, 1.0)).tolist()
-    score = [[0.0] * (m + 1) for _ in range(n + 1)]
-    move = [[0] * (m + 1) for _ in range(n + 1)]  # 0 pair, 1 skip given, 2 skip heard
-    for j in range(1, m + 1):
-        score[0][j], move[0][j] = -gap * j, 2
-    for i in range(1, n + 1):
-        prev, row, mv, pr = score[i - 1], score[i], move[i], pair[i - 1]
-        row[0], mv[0] = prev[0] - skip_given[0], 1
-        for j in range(1, m + 1):
-            best, how = prev[j - 1] + pr[j - 1], 0
-            cand = prev[j] - skip_given[j]
-            if cand > best:
-                best, how = cand, 1
-            cand = row[j - 1] - gap
-            if cand > best:
-                best, how = cand, 2
-            row[j], mv[j] = best, how
-    result: list[int | None] = [None] * n
-    i, j = n, m
-    while i > 0 and j > 0:
-        if move[i][j] == 0:
-            if sim[i - 1, j - 1] >= 0.5:
-                result[i - 1] = j - 1
-            i, j = i - 1, j - 1
-        elif move[i][j] == 1:
-            i -= 1
-        else:
-            j -= 1
-    return result
-
-
-def trusted_anchors(
-    matches: Sequence[int | None], given: Sequence[str], heard: Sequence[str]
-) -> list[int | None]:
-    """Keep pairs that are exact (or nearly) and either part of a run of two or a long word.
-
-    Single short words ("I", "you") paired in isolation are often a hallucination or the wrong
-    repetition, so they are dropped.
-    """
-    kept: list[int | None] = [None] * len(matches)
-    for i, j in enumerate(matches):
-        if j is None or _similarity(given[i], heard[j]) < 0.75:
-            continue
-        run = (i > 0 and matches[i - 1] == j - 1) or (i + 1 < len(matches) and matches[i + 1] == j + 1)
-        if run or len(given[i]) >= 5:
-            kept[i] = j
-    return kept
 
 
 @dataclass
@@ -243,24 +157,29 @@ def plan_windows(
     max_len: float = 29.0,
     pad: float = 1.0,
     max_gap: float = 2.5,
+    line_words: Sequence[int] | None = None,
+    max_words: int = 120,
 ) -> list[tuple[float, float, int, int]]:
     """Group consecutive lines into windows of at most ``max_len`` seconds.
 
     Returns ``(t0, t1, first_line, end_line)`` (end exclusive); each window spans its lines'
     estimated times plus ``pad`` on both sides, clipped to the audio. A pause longer than
     ``max_gap`` between two lines starts a new window: the attention alignment tends to smear
-    words into long pauses.
+    words into long pauses. With ``line_words`` (words per line) a window also holds at most
+    ``max_words`` words (the decoder takes 448 tokens at most).
     """
     windows = []
     i, n = 0, len(line_spans)
     while i < n:
         t0 = max(0.0, line_spans[i][0] - pad)
-        j = i + 1
+        j, words = i + 1, line_words[i] if line_words else 0
         while (
             j < n
             and line_spans[j][1] + pad - t0 <= max_len
             and line_spans[j][0] - line_spans[j - 1][1] <= max_gap
+            and (not line_words or words + line_words[j] <= max_words)
         ):
+            words += line_words[j] if line_words else 0
             j += 1
         t1 = min(duration, max(line_spans[k][1] for k in range(i, j)) + pad, t0 + max_len)
         windows.append((t0, max(t1, min(duration, t0 + 1.0)), i, j))
@@ -337,10 +256,13 @@ def snap_to_speech(
     times: list[tuple[float, float]], speech: SpeechMap, max_shift: float = 3.0
 ) -> list[tuple[float, float]]:
     """Move word onsets that fall in silence to the next speech onset (before the word's end),
-    and cut word ends that run into silence back to the last speech frame. Times stay monotonic.
+    and cut word ends that run into silence back to the last speech frame. Onsets come out
+    non-decreasing and every end is at or after its onset.
     """
-    out = []
+    out: list[tuple[float, float]] = []
     for start, end in times:
+        if out and start < out[-1][0]:
+            start = out[-1][0]
         if not speech.is_speech(start):
             onset = speech.next_onset(start, min(end, start + max_shift))
             if onset is not None:

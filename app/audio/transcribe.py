@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from app.audio import alignment
+from app.audio import alignment, word_matching
 from app.audio.lyrics import normalize_word, parse_lyrics
 from app.audio.types import Line, LyricsTiming, ProgressCallback, Waveform, Word, no_progress
 
@@ -20,6 +20,7 @@ LINE_GAP_S = 0.6
 ENERGY_RANGE_DB = 20.0
 SQUEEZED_WORD_S = 0.03
 MAX_LINE_WORDS = 10
+MIN_LINE_WORDS = 3
 MAX_LINE_CHARS = 48
 ONSET_BIAS_S = {"tiny.en": 0.10, "base": -0.10}
 """How late (seconds) each model places word onsets; subtracted from every aligned time."""
@@ -89,13 +90,18 @@ def _drop_squeezed(words: list[dict[str, Any]], duration: float) -> list[dict[st
 
 
 def _lines_from_words(words: list[Word]) -> list[Line]:
-    """Break heard words into lines at pauses > LINE_GAP_S and at the maximum line length."""
+    """Break heard words into lines: at pauses > LINE_GAP_S, after sentence punctuation (once a
+    line has MIN_LINE_WORDS), and at the maximum line length (MAX_LINE_WORDS / MAX_LINE_CHARS)."""
     lines: list[list[Word]] = []
     for word in words:
         current = lines[-1] if lines else None
         if (
             current is None
             or word.start - current[-1].end > LINE_GAP_S
+            or (
+                len(current) >= MIN_LINE_WORDS
+                and current[-1].text.endswith((".", "?", "!", "。", "？", "！"))
+            )
             or len(current) >= MAX_LINE_WORDS
             or sum(len(w.text) + 1 for w in current) + len(word.text) > MAX_LINE_CHARS
         ):
@@ -112,15 +118,18 @@ def transcribe(
 
     ``language`` is an ISO 639-1 code or None (detected; English-only models assume "en").
     Progress goes to ``on_progress(fraction, "transcribing")``; a JobCanceled raised there stops.
-    Times are seconds, corrected by the model's onset bias.
+    Times are seconds, corrected by the model's onset bias; onsets in silence and word ends that
+    run into silence (voice activity of the stem) are pulled in before lines are formed.
     """
     audio = to_16k_mono(wf)
     if not getattr(model.model, "is_multilingual", True):
         language = "en"
     heard, detected = _heard_words(model, audio, language, on_progress, "transcribing", 1.0)
     bias = _onset_bias(model)
+    times = [(max(0.0, w["start"] - bias), max(0.0, w["end"] - bias)) for w in heard]
+    times = alignment.snap_to_speech(times, speech_map(audio)) if heard else []
     words = [
-        Word(w["text"], max(0.0, w["start"] - bias), max(0.0, w["end"] - bias), float(w["p"])) for w in heard
+        Word(w["text"], float(s), float(e), float(w["p"])) for w, (s, e) in zip(heard, times, strict=True)
     ]
     on_progress(1.0, "transcribing")
     return LyricsTiming(language or detected, _lines_from_words(words), {"transcription": model_name(model)})
@@ -190,9 +199,11 @@ def _anchors(given: list[str], heard: list[dict[str, Any]], duration: float) -> 
     norm_heard = [normalize_word(w["text"]) for w in heard]
     starts = [w["start"] for w in heard] + [duration]
     pauses = [starts[0]] + [starts[j + 1] - w["end"] for j, w in enumerate(heard)]
-    matches = alignment.match_words(norm_given, norm_heard, pauses)
-    matches = alignment.trusted_anchors(matches, norm_given, norm_heard)
-    return {i: heard[j] for i, j in enumerate(matches) if j is not None}
+    matches = word_matching.match_words(norm_given, norm_heard, pauses)
+    matches = word_matching.trusted_anchors(matches, norm_given, norm_heard)
+    anchors = {i: heard[j] for i, j in enumerate(matches) if j is not None}
+    kept = word_matching.rate_consistent({i: (w["start"], w["end"]) for i, w in anchors.items()})
+    return {i: w for i, w in anchors.items() if i in kept}
 
 
 def _align_windows(
@@ -204,7 +215,7 @@ def _align_windows(
     on_progress: ProgressCallback,
 ) -> list[tuple[float, float, float]]:
     """Force-align the lines in windows of <= 30 s planned around their estimated ``spans``."""
-    windows = alignment.plan_windows(spans, len(audio) / SAMPLE_RATE)
+    windows = alignment.plan_windows(spans, len(audio) / SAMPLE_RATE, line_words=[len(ln) for ln in lines])
     tokenizer = _tokenizer(model, language)
     timed: list[tuple[float, float, float]] = []
     for n, (t0, t1, a, b) in enumerate(windows):
@@ -266,10 +277,20 @@ def align(
         timed[i][2] if src == "aligned" else float(anchors[i]["p"]) if src == "heard" else 0.0
         for i, src in enumerate(source)
     ]
-    out_lines = []
-    for k, line in enumerate(lines):
-        at = range(first[k], first[k + 1])
-        ws = [Word(text, *times[i], confidence=confidence[i]) for i, text in zip(at, line, strict=True)]
-        out_lines.append(Line(" ".join(line), ws[0].start, ws[-1].end, ws))
     on_progress(1.0, "aligning")
-    return LyricsTiming(language, out_lines, {"alignment": model_name(model)})
+    return LyricsTiming(language, _timed_lines(lines, times, confidence), {"alignment": model_name(model)})
+
+
+def _timed_lines(
+    lines: list[list[str]], times: list[tuple[float, float]], confidence: list[float]
+) -> list[Line]:
+    """Lines of Words from flat per-word times and confidences (in lyrics order)."""
+    out, k = [], 0
+    for line in lines:
+        words = [
+            Word(text, float(times[k + i][0]), float(times[k + i][1]), float(confidence[k + i]))
+            for i, text in enumerate(line)
+        ]
+        k += len(line)
+        out.append(Line(" ".join(line), words[0].start, words[-1].end, words))
+    return out

@@ -1,0 +1,114 @@
+"""Model-free alignment pieces: word pairing, time estimates, windows, snapping to voice activity."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.audio.alignment import (
+    VAD_FRAME_S,
+    SpeechMap,
+    estimate_times,
+    line_outliers,
+    plan_windows,
+    reconcile,
+    snap_to_speech,
+)
+from app.audio.word_matching import match_words, rate_consistent, trusted_anchors
+
+
+def _speech(duration: float, active: list[tuple[float, float]]) -> SpeechMap:
+    frames = np.zeros(int(round(duration / VAD_FRAME_S)), dtype=bool)
+    for a, b in active:
+        frames[int(a / VAD_FRAME_S) : int(b / VAD_FRAME_S)] = True
+    return SpeechMap(frames)
+
+
+def test_match_words_pairs_similar_words_monotonically():
+    given = ["where", "did", "we", "go", "when", "was", "the", "moment"]
+    heard = ["where", "did", "you", "go", "when", "was", "a", "moments"]
+    assert match_words(given, heard) == [0, 1, None, 3, 4, 5, None, 7]
+
+
+def test_missed_repetition_is_skipped_where_the_recogniser_heard_a_pause():
+    chorus = ["i", "feel", "fantastic", "hey"]
+    given = ["intro", *chorus, "bridge", *chorus, "end"]
+    heard = ["intro", *chorus, "end"]  # the second chorus was not recognised
+    # a long pause was heard before "end": the missing words belong there, not before the chorus
+    pauses = [0.0, 0.1, 0.1, 0.1, 0.1, 9.0, 0.0]  # before each heard word, then after the last
+    matches = match_words(given, heard, pauses)
+    assert matches[1:5] == [1, 2, 3, 4]
+    assert matches[6:10] == [None] * 4 and matches[-1] == 5
+
+
+def test_trusted_anchors_drop_isolated_short_words():
+    given, heard = ["i", "x", "you", "y", "fantastic"], ["i", "q", "you", "r", "fantastic"]
+    assert trusted_anchors([0, None, 2, None, 4], given, heard) == [None, None, None, None, 4]
+
+
+def test_speech_map_time_conversions():
+    speech = _speech(10.0, [(1.0, 2.0), (5.0, 6.0)])
+    assert speech.is_speech(1.5) and not speech.is_speech(3.0)
+    assert abs(speech.speech_time(5.5) - 1.5) < 0.05
+    assert abs(speech.time_at_speech(0.5) - 1.5) < 0.05
+    in_pause = speech.speech_time(3.0)
+    assert abs(speech.time_at_speech(in_pause) - 2.0) < 0.05  # earliest: the pause start
+    assert abs(speech.time_at_speech(in_pause, latest=True) - 5.0) < 0.05  # latest: the pause end
+    assert abs(speech.next_onset(2.5, 9.0) - 5.0) < 0.05
+    assert speech.next_onset(2.5, 4.0) is None
+
+
+def test_unanchored_line_start_stays_with_its_line_not_after_the_pause():
+    # line 0: words 0-1 (anchored); line 1: words 2 (unanchored) and 3 (anchored at 20 s)
+    speech = _speech(30.0, [(1.0, 3.0), (19.0, 22.0)])
+    anchors = {0: (1.0, 1.5), 1: (1.5, 2.5), 3: (20.0, 20.5)}
+    times = estimate_times([4, 4, 4, 4], [0, 0, 1, 1], anchors, speech)
+    assert 19.0 <= times[2][0] < 20.0
+    assert times[0] == anchors[0] and times[3] == anchors[3]
+
+
+def test_estimates_without_anchors_cover_the_speech():
+    speech = _speech(20.0, [(2.0, 6.0), (10.0, 14.0)])
+    times = estimate_times([1] * 8, [0] * 4 + [1] * 4, {}, speech)
+    starts = [s for s, _ in times]
+    assert starts == sorted(starts) and 1.9 <= starts[0] and starts[-1] < 14.0
+    assert all(speech.is_speech(s + 0.01) for s in starts)
+
+
+def test_plan_windows_respects_length_and_pauses():
+    spans = [(0.0, 3.0), (3.5, 8.0), (8.5, 20.0), (21.0, 29.5), (40.0, 45.0), (45.5, 47.0)]
+    windows = plan_windows(spans, duration=60.0, max_len=29.0, pad=1.0)
+    assert [(a, b) for _, _, a, b in windows] == [(0, 3), (3, 4), (4, 6)]
+    for t0, t1, _, _ in windows:
+        assert 0.0 <= t0 < t1 <= 60.0 and t1 - t0 <= 29.0
+
+
+def test_reconcile_prefers_anchor_when_alignment_disagrees():
+    speech = _speech(20.0, [(0.0, 20.0)])
+    aligned = [(1.0, 1.4), (9.0, 9.5), (2.0, 2.4), (3.0, 3.5)]
+    anchors = {0: (1.1, 1.4), 1: (1.5, 1.9), 3: (3.05, 3.5)}
+    times, source = reconcile(aligned, anchors, [3, 3, 3, 3], [0, 0, 0, 0], speech)
+    assert source == ["aligned", "heard", "aligned", "aligned"]
+    assert times[1] == (1.5, 1.9) and times[0] == (1.0, 1.4)
+
+
+def test_snap_moves_onsets_out_of_silence():
+    speech = _speech(10.0, [(2.0, 3.0)])
+    (start, end), (s2, e2) = snap_to_speech([(1.2, 2.5), (2.2, 4.0)], speech)
+    assert abs(start - 2.0) < 0.05 and end == 2.5
+    assert s2 == 2.2 and abs(e2 - 3.0) < 0.05
+
+
+def test_rate_consistent_drops_a_passage_squeezed_into_a_short_pause():
+    # words 0-4 and 10-14 sung at 0-6 s; words 40-42 (a repeated phrase) wrongly paired with what
+    # was sung at 6-7 s: 25 words would have to fit in 0.2 s; words 43-50 really sung at 30-34 s
+    anchors = {i: (0.4 * i, 0.4 * i + 0.3) for i in [*range(5), *range(10, 15)]}
+    anchors |= {i: (6.1 + 0.3 * (i - 40), 6.3 + 0.3 * (i - 40)) for i in range(40, 43)}
+    anchors |= {i: (30.0 + 0.5 * (i - 43), 30.4 + 0.5 * (i - 43)) for i in range(43, 51)}
+    assert rate_consistent(anchors) == set(anchors) - {40, 41, 42}
+
+
+def test_line_outliers_finds_words_cut_off_from_their_line():
+    line_of = [0, 0, 0, 0, 1, 1, 1]
+    starts = {0: 6.75, 1: 11.3, 2: 11.6, 3: 12.0, 4: 14.0, 5: 14.4, 6: 14.9}
+    assert line_outliers(starts, line_of) == {0}
+    assert line_outliers({i: t for i, t in starts.items() if i}, line_of) == set()

@@ -1,0 +1,65 @@
+"""Parsing user lyrics into lines of words."""
+
+from __future__ import annotations
+
+from app.audio.lyrics import lyrics_words, normalize_word, parse_lyrics, plain_lyrics
+
+LYRICS = """[Verse 1]
+Where did we go?
+  When was the   moment
+
+[Chorus]
+That we broke in two?
+{Bridge}
+(Oh, oh) I think I know
+"""
+
+
+def test_one_line_per_non_empty_line_without_section_markers():
+    assert parse_lyrics(LYRICS) == [
+        ["Where", "did", "we", "go?"],
+        ["When", "was", "the", "moment"],
+        ["That", "we", "broke", "in", "two?"],
+        ["(Oh,", "oh)", "I", "think", "I", "know"],
+    ]
+
+
+def test_words_are_exactly_the_given_tokens_in_order():
+    text = "Don't stop — believin'!\nHold on to that feelin'..."
+    assert lyrics_words(text) == [
+        "Don't",
+        "stop",
+        "—",
+        "believin'!",
+        "Hold",
+        "on",
+        "to",
+        "that",
+        "feelin'...",
+    ]
+    assert " ".join(lyrics_words(text)) == " ".join(text.split())
+
+
+def test_lrc_timestamps_and_metadata_are_removed():
+    text = "[ar:Someone]\n[ti:Song]\n[00:12.34]First line\n[00:15.00]<00:15.00>Second <00:15.50>line\n"
+    assert parse_lyrics(text) == [["First", "line"], ["Second", "line"]]
+
+
+def test_windows_line_endings_and_unicode():
+    assert parse_lyrics("Ça va\r\n\r\nÜber  alles\r\n") == [["Ça", "va"], ["Über", "alles"]]
+
+
+def test_empty_lyrics():
+    assert parse_lyrics("") == []
+    assert parse_lyrics("\n  \n[Chorus]\n") == []
+
+
+def test_plain_lyrics_normalises_spacing():
+    assert plain_lyrics(LYRICS).splitlines()[1] == "When was the moment"
+
+
+def test_normalize_word_for_matching():
+    assert normalize_word("Don't!") == "dont"
+    assert normalize_word("Über,") == "über"
+    assert normalize_word("13") == "13"
+    assert normalize_word("—") == ""

@@ -1,0 +1,185 @@
+"""Whisper model catalog, transcription and forced alignment of known lyrics (real models, real songs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.audio import io, registry
+from app.audio.lyrics import lyrics_words
+from app.audio.metrics import onset_report
+from app.audio.transcribe import align, transcribe
+from app.audio.types import JobCanceled, ModelUnavailable, Waveform
+from app.audio.whisper_models import (
+    BASE_MODEL_BYTES,
+    UnknownModel,
+    assemble_base,
+    available_models,
+    default_model,
+    load_whisper,
+)
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+BETTER = DATA / "songs-en" / "jonathan-coulton-better"
+CSD = DATA / "singing" / "csd-en001b" / "csd_en001b.mp3"
+needs_data = pytest.mark.skipif(not BETTER.is_dir(), reason=f"shared data not found at {DATA}")
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="module")
+def tiny(models_dir: Path):
+    return load_whisper("tiny.en", models_dir)[0]
+
+
+def _excerpt(wf: Waveform, start_s: float, end_s: float) -> Waveform:
+    a, b = int(start_s * wf.sample_rate), int(end_s * wf.sample_rate)
+    return Waveform(np.ascontiguousarray(wf.samples[:, a:b]), wf.sample_rate)
+
+
+def test_catalog_lists_every_model_with_reasons(models_dir):
+    models = {m["name"]: m for m in available_models(models_dir)}
+    assert list(models) == ["tiny.en", "base", "small", "medium", "large-v3"]
+    assert models["tiny.en"]["available"] and models["tiny.en"]["languages"] == "en"
+    assert models["base"]["available"] and models["base"]["languages"] == "multilingual"
+    assert all(m["engine"] == "faster-whisper" for m in models.values())
+    assert not models["large-v3"]["available"] and "large-v3" in models["large-v3"]["reason"]
+    assert not (models_dir / "whisper" / "base").exists()  # listing writes nothing
+
+
+def test_unknown_and_missing_models(models_dir):
+    with pytest.raises(UnknownModel):
+        load_whisper("huge-v9", models_dir)
+    with pytest.raises(ModelUnavailable, match="small"):
+        load_whisper("small", models_dir)
+
+
+def test_a_broken_model_dir_is_unavailable_not_a_crash(tmp_path):
+    broken = tmp_path / "whisper" / "medium"
+    broken.mkdir(parents=True)
+    for name in ("model.bin", "config.json", "tokenizer.json"):
+        (broken / name).write_text("not a model")
+    assert {m["name"]: m["available"] for m in available_models(tmp_path)}["medium"]
+    with pytest.raises(ModelUnavailable, match="medium"):
+        load_whisper("medium", tmp_path)
+
+
+def test_base_is_joined_once_and_loads(models_dir):
+    target = assemble_base(models_dir)
+    assert target == models_dir / "whisper" / "base"
+    assert (target / "model.bin").stat().st_size == BASE_MODEL_BYTES
+    assert {p.name for p in target.iterdir()} == {
+        "model.bin",
+        "config.json",
+        "tokenizer.json",
+        "vocabulary.txt",
+    }
+    assert [p.name for p in target.parent.iterdir()] == ["base"]  # no temporary leftovers
+    mtime = (target / "model.bin").stat().st_mtime_ns
+    assert assemble_base(models_dir) == target and (target / "model.bin").stat().st_mtime_ns == mtime
+    registry.clear()
+    model, seconds = load_whisper("base", models_dir)
+    assert model.model.is_multilingual and seconds > 0
+    again, seconds = load_whisper("base", models_dir)
+    assert again is model and seconds == 0.0
+
+
+def test_default_model(models_dir, tmp_path):
+    assert default_model(models_dir, "en") == "tiny.en"
+    assert default_model(models_dir, "de") == "base"
+    assert default_model(models_dir, None) == "base"
+    (tmp_path / "whisper" / "small").mkdir(parents=True)
+    for name in ("model.bin", "config.json", "tokenizer.json"):
+        (tmp_path / "whisper" / "small" / name).write_text("x")
+    assert default_model(tmp_path, "fr") == "base"  # smallest first
+
+
+@needs_data
+def test_transcribe_a_cappella_excerpt(tiny):
+    wf = _excerpt(io.decode(CSD), 0.0, 31.0)  # the first verse, up to "... sing with me"
+    stages = []
+    timing = transcribe(wf, tiny, on_progress=lambda f, s: stages.append((f, s)))
+    assert timing.language == "en" and timing.models == {"transcription": "tiny.en"}
+    words = timing.words
+    assert len(words) >= 20
+    assert all(0.0 <= w.start <= w.end <= 31.0 for w in words)
+    assert [w.start for w in words] == sorted(w.start for w in words)
+    text = " ".join(line.text for line in timing.lines).lower()
+    assert "sing with me" in text
+    for line in timing.lines:
+        assert line.text == " ".join(w.text for w in line.words) and len(line.words) <= 10
+    assert {s for _, s in stages} == {"transcribing"} and stages[-1][0] == 1.0
+    assert all(b[0] >= a[0] for a, b in zip(stages, stages[1:], strict=False))
+
+
+def _reference(song: Path, until_s: float | None = None) -> tuple[str, list[tuple[str, float]]]:
+    """The song's lyrics (lines that end before ``until_s``) and its reference word onsets."""
+    lines = json.loads((song / "words.json").read_text(encoding="utf-8"))["lines"]
+    lines = [ln for ln in lines if until_s is None or ln["end"] < until_s]
+    text = "\n".join(ln["text"] for ln in lines)
+    return text, [(w["text"], w["start"]) for ln in lines for w in ln["words"]]
+
+
+def _vocals(wf: Waveform, models_dir: Path) -> Waveform:
+    from app.audio.separation import separate
+
+    return separate(wf, "spleeter", models_dir).vocals
+
+
+@needs_data
+def test_align_excerpt_keeps_every_word_and_reports_progress(tiny, models_dir):
+    lyrics, reference = _reference(BETTER, until_s=38.0)
+    vocals = _vocals(_excerpt(io.decode(BETTER / "audio.mp3"), 0.0, 40.0), models_dir)
+    stages = []
+    timing = align(vocals, lyrics, tiny, on_progress=lambda f, s: stages.append((f, s)))
+    assert [w.text for w in timing.words] == lyrics_words(lyrics)
+    assert [line.text for line in timing.lines] == lyrics.splitlines()
+    assert timing.models == {"alignment": "tiny.en"} and timing.language == "en"
+    starts = [w.start for w in timing.words]
+    assert all(0.0 <= w.start <= w.end <= 40.0 for w in timing.words)
+    assert all(0.0 <= w.confidence <= 1.0 for w in timing.words)
+    assert sum(b < a for a, b in zip(starts, starts[1:], strict=False)) == 0
+    report = onset_report([(w.text, w.start) for w in timing.words], reference)
+    assert report.within_1_0 >= 0.8, report.line()
+    assert [s for _, s in stages][0] == "transcribing" and stages[-1] == (1.0, "aligning")
+    assert all(b[0] >= a[0] for a, b in zip(stages, stages[1:], strict=False))
+
+
+@needs_data
+def test_align_can_be_canceled_and_rejects_empty_lyrics(tiny):
+    wf = _excerpt(io.decode(CSD), 0.0, 10.0)
+
+    def cancel(fraction: float, stage: str) -> None:
+        if stage == "aligning":
+            raise JobCanceled("stop")
+
+    with pytest.raises(JobCanceled):
+        align(wf, "A B C D\nE F G", tiny, on_progress=cancel)
+    with pytest.raises(ValueError):
+        align(wf, "[Chorus]\n\n", tiny)
+
+
+@needs_data
+def test_align_full_song_better(tiny, models_dir):
+    """The issue's target: >= 80% of word onsets within 1.0 s on the vocals stem of a full song."""
+    lyrics = (BETTER / "lyrics.txt").read_text(encoding="utf-8")
+    _, reference = _reference(BETTER)
+    vocals = _vocals(io.decode(BETTER / "audio.mp3"), models_dir)
+    started = time.perf_counter()
+    timing = align(vocals, lyrics, tiny)
+    elapsed = time.perf_counter() - started
+    assert [w.text for w in timing.words] == lyrics_words(lyrics)
+    report = onset_report([(w.text, w.start) for w in timing.words], reference)
+    if os.environ.get("ALIGN_REPORT"):
+        print(f"\nbetter: {report.line()} align={elapsed:.1f}s")
+    assert report.within_1_0 >= 0.8, report.line()
+    assert report.within_0_3 >= 0.8, report.line()  # measured 0.95
+    assert report.mean_abs <= 0.3, report.line()  # measured 0.09 s
