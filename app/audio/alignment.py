@@ -273,3 +273,16 @@ def snap_to_speech(
                 end = offset
         out.append((start, max(end, start)))
     return out
+
+
+def monotonic(times: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Make word times playable in order: onsets never go back, no word ends before it starts or
+    after the next word starts (karaoke players and SYLT readers expect non-decreasing times)."""
+    out: list[tuple[float, float]] = []
+    for start, end in times:
+        if out:
+            start = max(start, out[-1][0])
+            prev_start, prev_end = out[-1]
+            out[-1] = (prev_start, min(prev_end, start))
+        out.append((start, max(end, start)))
+    return out

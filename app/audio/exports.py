@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import unicodedata
 import uuid
 from pathlib import Path
@@ -155,7 +156,7 @@ def _write_text_atomic(path: Path, text: str) -> None:
 
 
 def write_karaoke_files(
-    instrumental: Waveform,
+    instrumental: Waveform | str | Path,
     timing: LyricsTiming,
     title: str,
     artist: str,
@@ -167,13 +168,16 @@ def write_karaoke_files(
 ) -> dict[str, Path]:
     """Write the karaoke set into ``out_dir`` (created if needed), each file atomically:
 
+    ``instrumental`` is a waveform (encoded to MP3 here) or the path of an MP3 already encoded
+    (copied, so nothing is encoded twice).
+
     - ``karaoke_mp3``: ``<slug> (karaoke).mp3``, the instrumental with ID3 title/artist/album,
       USLT and SYLT (see :func:`tag_karaoke_mp3`), tagged before it is renamed into place;
     - ``lrc``: ``<slug>.lrc``; ``words_lrc``: ``<slug>.words.lrc``; ``lyrics_json``: ``<slug>.lyrics.json``.
 
     Returns the paths by key. Raises ValueError for an empty slug or an unwritable waveform.
     """
-    from app.audio.io import write_audio
+    from app.audio.io import probe, write_audio
 
     if not slug or "/" in slug or "\\" in slug or slug.startswith("."):
         raise ValueError(f"unsafe slug {slug!r}; use slugify()")
@@ -185,13 +189,17 @@ def write_karaoke_files(
         "words_lrc": out / f"{slug}.words.lrc",
         "lyrics_json": out / f"{slug}.lyrics.json",
     }
-    length = instrumental.duration
+    is_mp3_file = not isinstance(instrumental, Waveform)
+    length = probe(instrumental).duration_s if is_mp3_file else instrumental.duration
     _write_text_atomic(paths["lrc"], to_lrc(timing, title, artist, album, length))
     _write_text_atomic(paths["words_lrc"], to_words_lrc(timing, title, artist, album, length))
     _write_text_atomic(paths["lyrics_json"], to_json(timing))
     tmp_mp3 = out / f".{slug}.{uuid.uuid4().hex[:8]}.karaoke.mp3"
     try:
-        write_audio(tmp_mp3, instrumental, "mp3", bitrate_kbps)
+        if is_mp3_file:
+            shutil.copyfile(instrumental, tmp_mp3)
+        else:
+            write_audio(tmp_mp3, instrumental, "mp3", bitrate_kbps)
         tag_karaoke_mp3(tmp_mp3, timing, title, artist, album, plain_lyrics)
         os.replace(tmp_mp3, paths["karaoke_mp3"])
     except BaseException:

@@ -273,6 +273,7 @@ def align(
         source = ["estimated" if i in outliers else src for i, src in enumerate(source)]
     bias = _onset_bias(model)
     times = alignment.snap_to_speech([(max(0.0, s - bias), max(0.0, e - bias)) for s, e in merged], speech)
+    times = alignment.monotonic(times)
     confidence = [
         timed[i][2] if src == "aligned" else float(anchors[i]["p"]) if src == "heard" else 0.0
         for i, src in enumerate(source)

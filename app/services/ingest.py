@@ -105,7 +105,8 @@ def ingest_upload(user: User, upload: FileStorage | None, request: UploadRequest
     try:
         sha256, size = storage.stream_to_file(upload.stream, tmp, max_bytes)
     except storage.TooLarge:
-        raise ApiError(413, "file_too_large", f"The file is larger than {current_app.config['MAX_UPLOAD_MB']} MB") from None
+        limit = current_app.config["MAX_UPLOAD_MB"]
+        raise ApiError(413, "file_too_large", f"The file is larger than {limit} MB") from None
     try:
         if size == 0:
             raise ApiError(400, "empty_file", "The uploaded file is empty")

@@ -51,7 +51,7 @@ def start_jobs(song: Song, kinds: list[str], params: dict[str, Any]) -> list[Job
     if "karaoke" in kinds:
         deps = [created[k] for k in ("separate", "transcribe") if k in created]
         if "separate" not in created:
-            _require_artifact(song, "instrumental")
+            _require_artifact(song, "instrumental_mp3")
         if "transcribe" not in created:
             _require_artifact(song, "timing")
         created["karaoke"] = create_job(song, "karaoke", {}, deps)
@@ -83,7 +83,7 @@ def latest_artifact(song: Song, kind: str) -> Artifact | None:
 def _require_artifact(song: Song, kind: str) -> Artifact:
     artifact = latest_artifact(song, kind)
     if artifact is None:
-        needs = {"vocals": "separate", "instrumental": "separate", "timing": "transcribe"}[kind]
+        needs = "transcribe" if kind == "timing" else "separate"
         raise ApiError(409, "missing_input", f"This song has no {kind} yet; run /{needs} first")
     return artifact
 
@@ -187,7 +187,7 @@ def karaoke_work(job: Job, progress: Progress) -> dict[str, Any]:
     from app.audio.exports import slugify, write_karaoke_files
 
     song = job.song
-    instrumental = _require_artifact(song, "instrumental")
+    instrumental = _require_artifact(song, "instrumental_mp3")
     timing_artifact = _require_artifact(song, "timing")
     key = params_key("karaoke", instrumental.params_key, timing_artifact.params_key, song.title, song.artist,
                      song.album)
@@ -196,12 +196,11 @@ def karaoke_work(job: Job, progress: Progress) -> dict[str, Any]:
         return {"cache_hit": True}
     timing = LyricsTiming.from_dict(json.loads(Path(timing_artifact.path).read_text()))
     progress(0.1, "rendering")
-    wave = decode(instrumental.path)
     slug = slugify(f"{song.artist} - {song.title}" if song.artist else song.title) or "song"
     final_dir = storage.karaoke_dir(song.id, slug)
     with _Staging(final_dir, job) as staging:
-        written = write_karaoke_files(wave, timing, song.title, song.artist or "", song.album, staging, slug,
-                                      plain_lyrics=song.lyrics)
+        written = write_karaoke_files(Path(instrumental.path), timing, song.title, song.artist or "", song.album,
+                                      staging, slug, plain_lyrics=song.lyrics)
         progress(0.9, "publishing")
         moved = _publish(staging, final_dir)
     _store(job, {kind: moved[path.name] for kind, path in written.items()}, None, key)

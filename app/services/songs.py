@@ -85,7 +85,7 @@ def start_kind(song: Song, kind: str, body: Any) -> list[Job]:
     if any(j.kind == kind for j in active_jobs(song)):
         raise ApiError(409, "job_active", f"A {kind} job for this song is already queued or running")
     kinds = [kind]
-    needs_stems = latest_artifact(song, "vocals") is None or latest_artifact(song, "instrumental") is None
+    needs_stems = latest_artifact(song, "vocals") is None or latest_artifact(song, "instrumental_mp3") is None
     if kind in ("transcribe", "karaoke") and needs_stems:
         kinds.insert(0, "separate")
     if kind == "karaoke" and (latest_artifact(song, "timing") is None or "separate" in kinds):

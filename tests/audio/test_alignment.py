@@ -112,3 +112,13 @@ def test_line_outliers_finds_words_cut_off_from_their_line():
     starts = {0: 6.75, 1: 11.3, 2: 11.6, 3: 12.0, 4: 14.0, 5: 14.4, 6: 14.9}
     assert line_outliers(starts, line_of) == {0}
     assert line_outliers({i: t for i, t in starts.items() if i}, line_of) == set()
+
+
+def test_monotonic_orders_onsets_and_clips_overlaps():
+    from app.audio.alignment import monotonic
+
+    times = monotonic([(1.0, 1.5), (0.9, 1.2), (2.0, 1.8), (2.5, 3.0)])
+    assert [s for s, _ in times] == sorted(s for s, _ in times)
+    assert all(e >= s for s, e in times)
+    assert all(times[i][1] <= times[i + 1][0] for i in range(len(times) - 1))
+    assert times[1][0] == 1.0 and times[2] == (2.0, 2.0)

@@ -190,3 +190,20 @@ def test_slugify_is_filename_safe_and_bounded():
 def test_id3_language():
     assert id3_language("en") == "eng" and id3_language("de") == "ger" and id3_language("") == "XXX"
     assert id3_language("spa") == "spa"
+
+
+def test_karaoke_mp3_from_an_encoded_mp3_is_copied_not_reencoded(tmp_path):
+    import numpy as np
+
+    from app.audio.exports import write_karaoke_files
+    from app.audio.io import decode, write_audio
+    from app.audio.types import Line, LyricsTiming, Waveform, Word
+
+    rng = np.random.default_rng(0)
+    source = write_audio(tmp_path / "inst.mp3", Waveform((rng.standard_normal((2, 44100 * 3)) * 0.1).astype(np.float32),
+                                                         44100), "mp3")
+    timing = LyricsTiming("en", [Line("la la", 0.5, 1.5, [Word("la", 0.5, 1.0), Word("la", 1.0, 1.5)])])
+    paths = write_karaoke_files(source, timing, "T", "A", None, tmp_path / "out", "a-t")
+    original, tagged = decode(source), decode(paths["karaoke_mp3"])
+    assert np.array_equal(original.samples, tagged.samples)  # same audio frames, only tags added
+    assert "[length:00:03" in paths["lrc"].read_text()

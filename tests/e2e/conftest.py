@@ -62,7 +62,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_server: str, models_di
     env.update(
         DATA_DIR=str(root / "data"), DATABASE_URL=f"sqlite:///{root / 'karaoke.sqlite3'}",
         REDIS_URL=redis_db(redis_server, 2), MODELS_DIR=str(models_dir), PORT=str(port), HOST="127.0.0.1",
-        EMBEDDED_WORKER="0", SECRET_KEY="e2e-secret-key-0123456789-abcdefghij", JWT_SECRET_KEY="e2e-jwt-secret-0123456789-abcdefghij",
+        EMBEDDED_WORKER="0", SECRET_KEY="e2e-secret-key-0123456789-abcdefghij",
+        JWT_SECRET_KEY="e2e-jwt-secret-0123456789-abcdefghij",
         PYTHONUNBUFFERED="1",
     )
     stack = Stack(f"http://127.0.0.1:{port}", env, root, logs)
