@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from flask_jwt_extended import get_jwt_identity
 
 from app.errors import ApiError, error_response
 from app.extensions import db, jwt
 from app.models import Song, User
+
+T = TypeVar("T")
 
 
 @jwt.unauthorized_loader
@@ -52,12 +56,17 @@ def current_user() -> User:
     return user
 
 
+def owned(model: type[T], obj_id: str, user: User) -> T:
+    """The row if ``user`` owns it (or is an admin); 404 otherwise, so ids of others do not leak."""
+    obj = db.session.get(model, str(obj_id))
+    if obj is None or (obj.owner_id != user.id and not user.is_admin):
+        label = model.__name__.lower()
+        raise ApiError(404, f"{label}_not_found", f"No {label} with id {obj_id!r}")
+    return obj
+
+
 def song_for(user: User, song_id: str) -> Song:
-    """The song if ``user`` owns it (or is an admin); 404 otherwise, so ids of others do not leak."""
-    song = db.session.get(Song, song_id)
-    if song is None or (song.owner_id != user.id and not user.is_admin):
-        raise ApiError(404, "song_not_found", f"No song with id {song_id!r}")
-    return song
+    return owned(Song, song_id, user)
 
 
 def authenticate(username: str, password: str) -> User:

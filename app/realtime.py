@@ -16,6 +16,8 @@ from flask import Flask, current_app, request, session
 from flask_jwt_extended import decode_token
 from flask_socketio import join_room, leave_room
 
+from app.auth import owned
+from app.errors import ApiError
 from app.extensions import db, socketio
 from app.models import Job, Song, User
 
@@ -93,19 +95,15 @@ def _on_connect(auth: dict[str, Any] | None = None) -> None:
 
 
 def _room_for(user: User, data: Any) -> tuple[str | None, dict[str, Any]]:
-    if not isinstance(data, dict):
-        return None, {"code": "bad_request", "message": "send {'song_id': ...} or {'job_id': ...}"}
-    if data.get("job_id"):
-        job = db.session.get(Job, str(data["job_id"]))
-        if job is None or (job.owner_id != user.id and not user.is_admin):
-            return None, {"code": "job_not_found", "message": f"No job with id {data['job_id']!r}"}
-        return job_room(job.id), {}
-    if data.get("song_id"):
-        song = db.session.get(Song, str(data["song_id"]))
-        if song is None or (song.owner_id != user.id and not user.is_admin):
-            return None, {"code": "song_not_found", "message": f"No song with id {data['song_id']!r}"}
-        return song_room(song.id), {}
-    return None, {"code": "bad_request", "message": "send {'song_id': ...} or {'job_id': ...}"}
+    usage = {"code": "bad_request", "message": "send {'song_id': ...} or {'job_id': ...}"}
+    if not isinstance(data, dict) or not (data.get("job_id") or data.get("song_id")):
+        return None, usage
+    try:
+        if data.get("job_id"):
+            return job_room(owned(Job, data["job_id"], user).id), {}
+        return song_room(owned(Song, data["song_id"], user).id), {}
+    except ApiError as exc:
+        return None, {"code": exc.code, "message": exc.message}
 
 
 @socketio.on("subscribe")

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app.audio.types import AudioError, JobCanceled
+from app.auth import owned
 from app.errors import ApiError
 from app.extensions import db
 from app.models import FINISHED_STATUSES, Job, Song, User, utcnow
@@ -28,10 +29,7 @@ def create_job(song: Song, kind: str, params: dict[str, Any], depends_on: list[J
 
 
 def job_for(user: User, job_id: str) -> Job:
-    job = db.session.get(Job, job_id)
-    if job is None or (job.owner_id != user.id and not user.is_admin):
-        raise ApiError(404, "job_not_found", f"No job with id {job_id!r}")
-    return job
+    return owned(Job, job_id, user)
 
 
 class Progress:

@@ -95,32 +95,28 @@ def test_duplicate_upload_is_409_with_song_id(app, client, auth, shared_data, st
     assert_untouched(app, stored)
 
 
-def test_file_over_max_upload_mb(tmp_path, redis_server, models_dir, shared_data):
+def limited_client(tmp_path, redis_server, models_dir, **config):
+    """An app with different limits, its client, and auth headers for a fresh user."""
+    from app.auth import create_user
     from tests.conftest import redis_db
 
-    app = make_app(tmp_path, redis_db(redis_server, 1), models_dir, MAX_UPLOAD_MB=1)
+    app = make_app(tmp_path, redis_db(redis_server, 1), models_dir, **config)
     client = app.test_client()
-    from app.auth import create_user
-
     with app.app_context():
         create_user("bob", "pw-bob-1234")
     tok = client.post("/api/v1/auth/token", json={"username": "bob", "password": "pw-bob-1234"}).get_json()
-    auth = {"Authorization": f"Bearer {tok['access_token']}"}
+    return app, client, {"Authorization": f"Bearer {tok['access_token']}"}
+
+
+def test_file_over_max_upload_mb(tmp_path, redis_server, models_dir, shared_data):
+    app, client, auth = limited_client(tmp_path, redis_server, models_dir, MAX_UPLOAD_MB=1)
     body = assert_error(upload(client, auth, (shared_data / MP3).read_bytes(), "big.mp3"), 413, "file_too_large")
     assert "1 MB" in body["error"]["message"]
     assert files_on_disk(app) == []
 
 
 def test_audio_longer_than_max_duration(tmp_path, redis_server, models_dir, shared_data):
-    from app.auth import create_user
-    from tests.conftest import redis_db
-
-    app = make_app(tmp_path, redis_db(redis_server, 1), models_dir, MAX_DURATION_S=5)
-    client = app.test_client()
-    with app.app_context():
-        create_user("bob", "pw-bob-1234")
-    tok = client.post("/api/v1/auth/token", json={"username": "bob", "password": "pw-bob-1234"}).get_json()
-    auth = {"Authorization": f"Bearer {tok['access_token']}"}
+    app, client, auth = limited_client(tmp_path, redis_server, models_dir, MAX_DURATION_S=5)
     body = assert_error(upload(client, auth, (shared_data / SONG).read_bytes()), 422, "audio_too_long")
     assert "5 s" in body["error"]["message"]
     assert files_on_disk(app) == []
