@@ -10,6 +10,7 @@ import hashlib
 import json
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from flask import current_app
 
 from app.audio import separation, whisper_models
 from app.audio.io import decode, write_audio
-from app.audio.types import LyricsTiming
+from app.audio.types import LyricsTiming, Waveform
 from app.errors import ApiError
 from app.extensions import db
 from app.models import Artifact, Job, Song
@@ -141,14 +142,24 @@ def separate_work(job: Job, progress: Progress) -> dict[str, Any]:
     progress(0.9, "writing")
     final_dir = storage.output_dir(song.id) / model
     with _Staging(final_dir, job) as staging:
-        for name, wave_out in (("vocals", stems.vocals), ("instrumental", stems.instrumental)):
-            write_audio(staging / f"{name}.flac", wave_out, "flac")
-            write_audio(staging / f"{name}.mp3", wave_out, "mp3", bitrate_kbps=192)
+        _write_stems(staging, {"vocals": stems.vocals, "instrumental": stems.instrumental})
         moved = _publish(staging, final_dir)
     _store(job, {"vocals": moved["vocals.flac"], "instrumental": moved["instrumental.flac"],
                  "vocals_mp3": moved["vocals.mp3"], "instrumental_mp3": moved["instrumental.mp3"]}, model, key)
     return {"model": model, "cache_hit": False, "load_seconds": round(stems.load_seconds, 3),
             "compute_seconds": round(stems.compute_seconds, 3)}
+
+
+def _write_stems(folder: Path, stems: dict[str, Waveform]) -> None:
+    """FLAC and MP3 of each stem. One thread per stem: the encoders release the GIL, and MP3 encoding
+    is most of the time spent outside the model (about 4 s per 3-minute stereo stem)."""
+    def write(name: str, wave: Waveform) -> None:
+        write_audio(folder / f"{name}.flac", wave, "flac")
+        write_audio(folder / f"{name}.mp3", wave, "mp3", bitrate_kbps=192)
+
+    with ThreadPoolExecutor(max_workers=len(stems)) as pool:
+        for future in [pool.submit(write, name, wave) for name, wave in stems.items()]:
+            future.result()
 
 
 def transcribe_work(job: Job, progress: Progress) -> dict[str, Any]:
