@@ -93,6 +93,7 @@ def _wait(song_id: str, timeout: int) -> None:
     from app.extensions import db
     from app.models import Song
     from app.services.jobs import consolidated_status
+    from app.services.pipeline import KARAOKE_KINDS
 
     deadline = time.monotonic() + timeout
     with click.progressbar(length=1000, label="karaoke", show_percent=True) as bar:
@@ -111,7 +112,7 @@ def _wait(song_id: str, timeout: int) -> None:
         reason = status.get("error") or ("timed out" if time.monotonic() > deadline else status["status"])
         raise click.ClickException(f"karaoke {status['status']}: {reason}")
     for artifact in song.artifacts:
-        if artifact.kind in ("karaoke_mp3", "lrc", "words_lrc", "lyrics_json"):
+        if artifact.kind in KARAOKE_KINDS:
             click.echo(f"{artifact.kind}: {artifact.path}")
 
 

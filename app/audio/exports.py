@@ -14,6 +14,7 @@ import unicodedata
 import uuid
 from pathlib import Path
 
+from app.audio.subtitles import to_ass, to_srt, to_vtt
 from app.audio.types import LyricsTiming, Waveform
 
 # ISO 639-1 (what Whisper reports) -> ISO 639-2/B (what ID3 language fields hold)
@@ -173,7 +174,8 @@ def write_karaoke_files(
 
     - ``karaoke_mp3``: ``<slug> (karaoke).mp3``, the instrumental with ID3 title/artist/album,
       USLT and SYLT (see :func:`tag_karaoke_mp3`), tagged before it is renamed into place;
-    - ``lrc``: ``<slug>.lrc``; ``words_lrc``: ``<slug>.words.lrc``; ``lyrics_json``: ``<slug>.lyrics.json``.
+    - ``lrc``: ``<slug>.lrc``; ``words_lrc``: ``<slug>.words.lrc``; ``lyrics_json``: ``<slug>.lyrics.json``;
+    - ``ass`` (``\\k`` karaoke tags), ``srt``, ``vtt`` (word timestamps): see :mod:`app.audio.subtitles`.
 
     Returns the paths by key. Raises ValueError for an empty slug or an unwritable waveform.
     """
@@ -188,12 +190,18 @@ def write_karaoke_files(
         "lrc": out / f"{slug}.lrc",
         "words_lrc": out / f"{slug}.words.lrc",
         "lyrics_json": out / f"{slug}.lyrics.json",
+        "ass": out / f"{slug}.ass",
+        "srt": out / f"{slug}.srt",
+        "vtt": out / f"{slug}.vtt",
     }
     is_mp3_file = not isinstance(instrumental, Waveform)
     length = probe(instrumental).duration_s if is_mp3_file else instrumental.duration
     _write_text_atomic(paths["lrc"], to_lrc(timing, title, artist, album, length))
     _write_text_atomic(paths["words_lrc"], to_words_lrc(timing, title, artist, album, length))
     _write_text_atomic(paths["lyrics_json"], to_json(timing))
+    _write_text_atomic(paths["ass"], to_ass(timing, title))
+    _write_text_atomic(paths["srt"], to_srt(timing))
+    _write_text_atomic(paths["vtt"], to_vtt(timing))
     tmp_mp3 = out / f".{slug}.{uuid.uuid4().hex[:8]}.karaoke.mp3"
     try:
         if is_mp3_file:

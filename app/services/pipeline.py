@@ -26,8 +26,10 @@ from app.services import storage
 from app.services.jobs import Progress, create_job
 
 STEM_FILES = {"vocals": "vocals", "instrumental": "instrumental"}
+KARAOKE_KINDS = ("karaoke_mp3", "lrc", "words_lrc", "lyrics_json", "ass", "srt", "vtt")
 MIME = {".flac": "audio/flac", ".mp3": "audio/mpeg", ".wav": "audio/wav", ".lrc": "text/plain; charset=utf-8",
-        ".json": "application/json"}
+        ".json": "application/json", ".ass": "text/x-ssa; charset=utf-8", ".srt": "application/x-subrip",
+        ".vtt": "text/vtt; charset=utf-8"}
 
 
 def params_key(*parts: Any) -> str:
@@ -202,7 +204,7 @@ def karaoke_work(job: Job, progress: Progress) -> dict[str, Any]:
     timing_artifact = _require_artifact(song, "timing")
     key = params_key("karaoke", instrumental.params_key, timing_artifact.params_key, song.title, song.artist,
                      song.album)
-    kinds = ["karaoke_mp3", "lrc", "words_lrc", "lyrics_json"]
+    kinds = list(KARAOKE_KINDS)
     if _cached(song, kinds, key):
         return {"cache_hit": True}
     timing = LyricsTiming.from_dict(json.loads(Path(timing_artifact.path).read_text()))

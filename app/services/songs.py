@@ -14,11 +14,10 @@ from app.services import storage
 from app.services.ingest import UploadRequest
 from app.services.jobs import active_jobs, consolidated_status, request_cancel
 from app.services.models_catalog import check_separation_model, check_transcription_model
-from app.services.pipeline import latest_artifact, start_jobs
+from app.services.pipeline import KARAOKE_KINDS, latest_artifact, start_jobs
 
-DOWNLOADS = ("vocals", "instrumental", "vocals_mp3", "instrumental_mp3", "karaoke_mp3", "lrc", "words_lrc",
-             "lyrics_json")
-KARAOKE_FILES = ("karaoke_mp3", "lrc", "words_lrc", "lyrics_json")
+KARAOKE_FILES = KARAOKE_KINDS
+DOWNLOADS = ("vocals", "instrumental", "vocals_mp3", "instrumental_mp3", *KARAOKE_FILES)
 MAX_PER_PAGE = 100
 
 

@@ -146,7 +146,8 @@ def test_write_karaoke_files(tmp_path):
     out = tmp_path / "Karaoke-pjesme"
     slug = slugify("Jonathan Coulton - Better")
     paths = write_karaoke_files(instrumental, timing, "Better", "Jonathan Coulton", None, out, slug, "plain")
-    assert set(paths) == {"karaoke_mp3", "lrc", "words_lrc", "lyrics_json"}
+    assert set(paths) == {"karaoke_mp3", "lrc", "words_lrc", "lyrics_json", "ass", "srt", "vtt"}
+    assert paths["ass"].name == "jonathan-coulton-better.ass" and paths["vtt"].read_text().startswith("WEBVTT")
     assert paths["karaoke_mp3"].name == "jonathan-coulton-better (karaoke).mp3"
     assert paths["lrc"].name == "jonathan-coulton-better.lrc"
     assert paths["words_lrc"].name == "jonathan-coulton-better.words.lrc"

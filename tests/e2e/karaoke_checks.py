@@ -33,9 +33,9 @@ def check_karaoke_mp3(path: Path, lyrics_lines: list[list[str]], title: str, art
         assert float(container.duration / 1e6) > 10
 
 
-def check_lrc(path: Path, n_lines: int) -> list[float]:
-    """ffmpeg's lrc demuxer (through PyAV) must read one subtitle event per lyric line."""
-    with av.open(str(path), format="lrc") as container:
+def check_lrc(path: Path, n_lines: int, fmt: str = "lrc") -> list[float]:
+    """ffmpeg's demuxer for ``fmt`` (through PyAV) must read one subtitle event per lyric line."""
+    with av.open(str(path), format=fmt) as container:
         stream = container.streams.subtitles[0]
         starts = [float(p.pts * p.time_base) for p in container.demux(stream) if p.pts is not None and p.size]
     assert len(starts) == n_lines

@@ -82,7 +82,7 @@ def test_upload_auto_process_makes_karaoke(stack, shared_data, tmp_path):
     detail = requests.get(f"{stack.url}/api/v1/songs/{song['id']}", headers=headers, timeout=10).json()
     assert detail["karaoke"]["status"] == "completed", detail
     files = detail["karaoke"]["files"]
-    assert set(files) == {"karaoke_mp3", "lrc", "words_lrc", "lyrics_json"}
+    assert set(files) == {"karaoke_mp3", "lrc", "words_lrc", "lyrics_json", "ass", "srt", "vtt"}
     sep_job = next(j for j in detail["jobs"] if j["kind"] == "separate")
     assert sep_job["result"]["model"] == "spleeter" and sep_job["result"]["cache_hit"] is False
 
@@ -95,12 +95,14 @@ def test_upload_auto_process_makes_karaoke(stack, shared_data, tmp_path):
         got[name].write_bytes(r.content)
     check_karaoke_mp3(got["karaoke_mp3"], lines, TITLE, ARTIST)
     check_lrc(got["lrc"], len(lines))
+    for name, fmt in (("ass", "ass"), ("srt", "srt"), ("vtt", "webvtt")):
+        check_lrc(got[name], len(lines), fmt)
     check_words_lrc(got["words_lrc"].read_text(encoding="utf-8"), sum(len(x) for x in lines))
     check_timing_json(json.loads(got["lyrics_json"].read_text()), lines, song_dir / "words.json", 0.80)
 
     # files lie in Karaoke-pjesme/<song-id>-<slug>/ and stems in outputs/<song-id>/<model>/
     folder = next((stack.root / "data" / "Karaoke-pjesme").glob(f"{song['id']}-*"))
-    assert {p.suffix for p in folder.iterdir()} == {".mp3", ".lrc", ".json"}
+    assert {p.suffix for p in folder.iterdir()} == {".mp3", ".lrc", ".json", ".ass", ".srt", ".vtt"}
     stems = stack.root / "data" / "outputs" / song["id"] / "spleeter"
     assert {p.name for p in stems.iterdir()} == {"vocals.flac", "instrumental.flac", "vocals.mp3", "instrumental.mp3"}
 
@@ -133,8 +135,8 @@ def test_cli_karaoke_make(stack, shared_data):
     done = stack.flask("karaoke", "make", str(song_dir / "audio.mp3"), "--lyrics", str(song_dir / "lyrics.txt"),
                        "--language", "en", "--title", TITLE, "--artist", ARTIST, "--user", "bob", timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr + stack.tail()
-    paths = dict(re.findall(r"^(karaoke_mp3|lrc|words_lrc|lyrics_json): (.+)$", done.stdout, re.M))
-    assert set(paths) == {"karaoke_mp3", "lrc", "words_lrc", "lyrics_json"}, done.stdout
+    paths = dict(re.findall(r"^(\w+): (/.+)$", done.stdout, re.M))
+    assert set(paths) == {"karaoke_mp3", "lrc", "words_lrc", "lyrics_json", "ass", "srt", "vtt"}, done.stdout
     lines = lyrics_lines(song_dir / "lyrics.txt")
     check_karaoke_mp3(Path(paths["karaoke_mp3"]), lines, TITLE, ARTIST)
     check_lrc(Path(paths["lrc"]), len(lines))
