@@ -193,7 +193,7 @@ def transcribe_work(job: Job, progress: Progress) -> dict[str, Any]:
     _store(job, {"timing": next(iter(moved.values()))}, name, key)
     return {"model": name, "mode": mode, "language": timing.language, "cache_hit": False,
             "load_seconds": round(load_seconds, 3), "compute_seconds": round(compute_seconds, 3),
-            "words": len(timing.words), "lines": len(timing.lines)}
+            "words": len(timing.words), "lines": len(timing.lines), "quality": timing.quality()}
 
 
 def karaoke_work(job: Job, progress: Progress) -> dict[str, Any]:

@@ -29,6 +29,8 @@ def song_detail(song: Song, started: list[Job] | None = None) -> dict[str, Any]:
     artifacts = {name: latest_artifact(song, name) for name in DOWNLOADS}
     karaoke = consolidated_status(song)
     karaoke["files"] = {n: _file_url(song, n) for n in KARAOKE_FILES if artifacts[n]} or None
+    timed = next((j for j in reversed(song.jobs) if j.kind == "transcribe" and j.status == "completed"), None)
+    karaoke["quality"] = (timed.result or {}).get("quality") if timed else None
     if karaoke["status"] == "none" and karaoke["files"]:
         karaoke["status"] = "completed"
     detail = song.to_dict()

@@ -83,6 +83,9 @@ def test_upload_auto_process_makes_karaoke(stack, shared_data, tmp_path):
     assert detail["karaoke"]["status"] == "completed", detail
     files = detail["karaoke"]["files"]
     assert set(files) == {"karaoke_mp3", "lrc", "words_lrc", "lyrics_json", "ass", "srt", "vtt"}
+    quality = detail["karaoke"]["quality"]
+    assert quality["words"] == quality["words_timed"] == 316 and 0 < quality["mean_confidence"] <= 1
+    assert 0 <= quality["share_flagged"] < 0.5
     sep_job = next(j for j in detail["jobs"] if j["kind"] == "separate")
     assert sep_job["result"]["model"] == "spleeter" and sep_job["result"]["cache_hit"] is False
 
