@@ -79,6 +79,9 @@ class Song(db.Model):
     artifacts: Mapped[list[Artifact]] = relationship(
         back_populates="song", cascade="all, delete-orphan", order_by="Artifact.created_at"
     )
+    lyrics_revisions: Mapped[list[LyricsRevision]] = relationship(
+        cascade="all, delete-orphan", order_by="LyricsRevision.number"
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +100,24 @@ class Song(db.Model):
             "sha256": self.sha256,
             "created_at": iso(self.created_at),
         }
+
+
+class LyricsRevision(db.Model):
+    """Every version of a song's lyrics, numbered from 1; the song holds the current text."""
+
+    __tablename__ = "lyrics_revisions"
+    __table_args__ = (sa.UniqueConstraint("song_id", "number", name="uq_lyrics_revisions_song_number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    song_id: Mapped[str] = mapped_column(sa.ForeignKey("songs.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int]
+    text: Mapped[str] = mapped_column(LongText)
+    author_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"number": self.number, "text": self.text, "author_id": self.author_id,
+                "created_at": iso(self.created_at)}
 
 
 class Job(db.Model):

@@ -4,6 +4,7 @@ from flask_jwt_extended import jwt_required
 from app.auth import current_user, song_for
 from app.services import songs as song_service
 from app.services.ingest import ingest_upload, parse_upload_form
+from app.services.lyrics import edit_lyrics, lyrics_history
 
 bp = Blueprint("songs", __name__, url_prefix="/api/v1/songs")
 
@@ -50,3 +51,18 @@ def start(song_id: str, kind: str):
 def download(song_id: str, name: str):
     path, mime, download_name = song_service.file_for(song_for(current_user(), song_id), name)
     return send_file(path, mimetype=mime, download_name=download_name, conditional=True, max_age=0)
+
+
+@bp.get("/<song_id>/lyrics")
+@jwt_required()
+def lyrics(song_id: str):
+    return jsonify(lyrics_history(song_for(current_user(), song_id)))
+
+
+@bp.put("/<song_id>/lyrics")
+@jwt_required()
+def edit(song_id: str):
+    user = current_user()
+    revision, jobs = edit_lyrics(song_for(user, song_id), user, request.get_json(silent=True))
+    body = {"revision": revision.to_dict(), "jobs": [j.to_dict() for j in jobs]}
+    return jsonify(body), 202 if jobs else 200

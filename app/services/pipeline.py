@@ -50,7 +50,8 @@ def start_jobs(song: Song, kinds: list[str], params: dict[str, Any]) -> list[Job
         if not deps:
             _require_artifact(song, "vocals")
         created["transcribe"] = create_job(song, "transcribe", {
-            "model": params.get("transcription_model"), "language": song.language}, deps)
+            "model": params.get("transcription_model"), "language": song.language,
+            "previous_timing": params.get("previous_timing")}, deps)
     if "karaoke" in kinds:
         deps = [created[k] for k in ("separate", "transcribe") if k in created]
         if "separate" not in created:
@@ -185,6 +186,7 @@ def transcribe_work(job: Job, progress: Progress) -> dict[str, Any]:
     else:
         timing = transcribe(wave, model, language=song.language, on_progress=step)
     compute_seconds = time.perf_counter() - started
+    timing, lines_kept = _keep_previous_lines(job, timing)
     timing.models.update({"separation": vocals.model or "", "transcription": name})
     final_dir = storage.output_dir(song.id) / "lyrics"
     with _Staging(final_dir, job) as staging:
@@ -193,7 +195,18 @@ def transcribe_work(job: Job, progress: Progress) -> dict[str, Any]:
     _store(job, {"timing": next(iter(moved.values()))}, name, key)
     return {"model": name, "mode": mode, "language": timing.language, "cache_hit": False,
             "load_seconds": round(load_seconds, 3), "compute_seconds": round(compute_seconds, 3),
-            "words": len(timing.words), "lines": len(timing.lines), "quality": timing.quality()}
+            "words": len(timing.words), "lines": len(timing.lines), "lines_kept": lines_kept,
+            "quality": timing.quality()}
+
+
+def _keep_previous_lines(job: Job, timing: LyricsTiming) -> tuple[LyricsTiming, int]:
+    """After a lyrics edit, lines whose text did not change keep the timing they had."""
+    from app.audio.lyrics_edit import keep_unchanged_lines
+
+    previous = db.session.get(Artifact, job.params.get("previous_timing") or "")
+    if previous is None or not job.song.lyrics or not Path(previous.path).exists():
+        return timing, 0
+    return keep_unchanged_lines(LyricsTiming.from_dict(json.loads(Path(previous.path).read_text())), timing)
 
 
 def karaoke_work(job: Job, progress: Progress) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from app.extensions import db
 from app.models import Artifact, Job, Song, User
 from tests.conftest import REPO, make_app, redis_db
 
-TABLES = {"users", "songs", "jobs", "artifacts", "alembic_version"}
+TABLES = {"users", "songs", "jobs", "artifacts", "lyrics_revisions", "alembic_version"}
 
 
 def exercise_schema(app) -> None:
@@ -61,7 +61,7 @@ def test_sqlite_schema(tmp_path, redis_server, models_dir):
 def test_postgres_schema(tmp_path, redis_server, models_dir, postgres_url):
     engine = sa.create_engine(postgres_url)
     with engine.begin() as conn:
-        conn.execute(sa.text("DROP TABLE IF EXISTS artifacts, jobs, songs, users, alembic_version CASCADE"))
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {', '.join(sorted(TABLES))} CASCADE"))
     engine.dispose()
     app = make_app(tmp_path, redis_db(redis_server, 1), models_dir, database_url=postgres_url)
     with app.app_context():
@@ -78,7 +78,7 @@ def test_mssql_ddl_renders_offline():
     )
     assert out.returncode == 0, out.stderr
     ddl = out.stdout
-    for table in ("users", "songs", "jobs", "artifacts"):
+    for table in ("users", "songs", "jobs", "artifacts", "lyrics_revisions"):
         assert f"CREATE TABLE {table}" in ddl
     assert "IDENTITY" in ddl  # users.id autoincrement the SQL Server way
     assert "title NVARCHAR(255) NOT NULL" in ddl  # unicode titles survive on SQL Server

@@ -121,6 +121,21 @@ def test_upload_auto_process_makes_karaoke(stack, shared_data, tmp_path):
     job = _wait_job(stack, headers, r.json()["id"])
     assert job["status"] == "completed" and job["result"]["cache_hit"] is True
 
+    # a lyrics edit: a new revision, re-timed; the lines that did not change keep their timing
+    before = json.loads(got["lyrics_json"].read_text())["lines"]
+    edited = lyrics_text.replace("When was the moment", "When was that moment", 1)
+    r = requests.put(f"{stack.url}/api/v1/songs/{song['id']}/lyrics", headers=headers, json={"lyrics": edited},
+                     timeout=10)
+    assert r.status_code == 202 and r.json()["revision"]["number"] == 2
+    assert [j["kind"] for j in r.json()["jobs"]] == ["transcribe", "karaoke"]
+    transcribe_job = _wait_job(stack, headers, r.json()["jobs"][0]["id"], timeout=300)
+    assert transcribe_job["status"] == "completed" and transcribe_job["result"]["lines_kept"] == len(before) - 1
+    assert _wait_job(stack, headers, r.json()["jobs"][1]["id"])["status"] == "completed"
+    after = requests.get(stack.url + files["lyrics_json"], headers=headers, timeout=10).json()["lines"]
+    changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+    assert after[1]["text"] == "When was that moment" and 1 in changed
+    assert all(before[i]["start"] == after[i]["start"] for i in range(len(before)) if i != 1)
+
 
 def _wait_job(stack, headers: dict, job_id: str, timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout

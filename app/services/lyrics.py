@@ -1,0 +1,55 @@
+"""Lyrics edits: each edit is a new numbered revision; the karaoke is re-timed keeping unchanged lines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.audio.lyrics import parse_lyrics
+from app.errors import ApiError
+from app.extensions import db
+from app.models import Job, LyricsRevision, Song, User
+from app.services.ingest import MAX_LYRICS_CHARS
+from app.services.jobs import active_jobs
+from app.services.pipeline import latest_artifact, start_jobs
+
+
+def lyrics_history(song: Song) -> dict[str, Any]:
+    return {"current": song.lyrics, "revisions": [r.to_dict() for r in song.lyrics_revisions]}
+
+
+def _checked(body: Any) -> str:
+    text = body.get("lyrics") if isinstance(body, dict) else None
+    if not isinstance(text, str) or not text.strip():
+        raise ApiError(400, "invalid_parameter", "Send JSON {\"lyrics\": \"...\"} with the full corrected text")
+    if len(text) > MAX_LYRICS_CHARS:
+        raise ApiError(400, "invalid_parameter", f"lyrics is longer than {MAX_LYRICS_CHARS} characters")
+    if not any(parse_lyrics(text)):
+        raise ApiError(400, "invalid_parameter", "The lyrics contain no words to time")
+    return text
+
+
+def add_revision(song: Song, text: str, author: User | None) -> LyricsRevision:
+    number = (song.lyrics_revisions[-1].number if song.lyrics_revisions else 0) + 1
+    revision = LyricsRevision(song_id=song.id, number=number, text=text, author_id=author.id if author else None)
+    song.lyrics_revisions.append(revision)
+    song.lyrics = text
+    return revision
+
+
+def edit_lyrics(song: Song, user: User, body: Any) -> tuple[LyricsRevision, list[Job]]:
+    """Store corrected lyrics as a new revision and re-time the karaoke. No jobs when nothing changed."""
+    text = _checked(body)
+    if text.strip() == (song.lyrics or "").strip() and song.lyrics_revisions:
+        return song.lyrics_revisions[-1], []
+    if any(j.kind in ("transcribe", "karaoke") for j in active_jobs(song)):
+        raise ApiError(409, "job_active", "The lyrics of this song are being timed; try again when that finishes")
+    if song.lyrics and not song.lyrics_revisions:  # text from before revisions existed
+        add_revision(song, song.lyrics, None)
+    revision = add_revision(song, text, user)
+    previous = latest_artifact(song, "timing")
+    kinds = ["transcribe", "karaoke"]
+    if latest_artifact(song, "vocals") is None or latest_artifact(song, "instrumental_mp3") is None:
+        kinds.insert(0, "separate")
+    db.session.flush()
+    jobs = start_jobs(song, kinds, {"previous_timing": previous.id if previous else None})
+    return revision, jobs
