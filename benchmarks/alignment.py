@@ -1,0 +1,191 @@
+"""Lyrics alignment and transcription benchmark on the evaluation songs, through the product's own code.
+
+For every song in ../shared/data/songs-en (English, words.json) and ../shared/data/songs-multi
+(French/Spanish/German, words.txt + words.csv): decode the mix, separate vocals with Spleeter,
+decode the vocals stem at 16 kHz mono as the worker does, then
+- known-lyrics mode: ``align(vocals, lyrics.txt, model)`` and JamendoLyrics word-onset metrics
+  (mean / median absolute onset error, share within 0.3 s and 1.0 s), per song and pooled;
+- transcription mode: ``transcribe(vocals, model)`` and WER against the lyrics.txt words.
+The Whisper model per language is the product default (``whisper_models.default_model``).
+
+    .venv/bin/python benchmarks/alignment.py [--songs SUBSTRING] [--no-transcribe] [--models-dir /tmp/bench-models]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+THREADS = os.cpu_count() or 1
+os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))  # CTranslate2 (faster-whisper) reads it at import
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+DATA = REPO.parent / "shared" / "data"
+LANGUAGES = {"french": "fr", "spanish": "es", "german": "de", "english": "en"}
+
+
+@dataclass
+class Song:
+    name: str
+    language: str
+    audio: Path
+    lyrics: str
+    reference: list[tuple[str, float]]  # (word, onset seconds)
+
+
+def _audio_file(folder: Path) -> Path:
+    return next(p for p in sorted(folder.iterdir()) if p.stem == "audio" and p.suffix in (".mp3", ".ogg", ".flac"))
+
+
+def load_songs(pattern: str | None) -> list[Song]:
+    songs: list[Song] = []
+    for folder in sorted((DATA / "songs-en").iterdir()):
+        if not folder.is_dir():
+            continue
+        data = json.loads((folder / "words.json").read_text(encoding="utf-8"))
+        ref = [(w["text"], float(w["start"])) for line in data["lines"] for w in line["words"]]
+        songs.append(Song(folder.name, "en", _audio_file(folder), (folder / "lyrics.txt").read_text("utf-8"), ref))
+    for folder in sorted((DATA / "songs-multi").iterdir()):
+        if not folder.is_dir():
+            continue
+        source = (folder / "SOURCE.md").read_text(encoding="utf-8").lower()
+        language = next(code for name, code in LANGUAGES.items() if f"language: {name}" in source)
+        words = (folder / "words.txt").read_text(encoding="utf-8").split()
+        with open(folder / "words.csv", newline="", encoding="utf-8") as fh:
+            starts = [float(row["word_start"]) for row in csv.DictReader(fh)]
+        if len(words) != len(starts):
+            raise ValueError(f"{folder.name}: {len(words)} words in words.txt but {len(starts)} rows in words.csv")
+        songs.append(Song(folder.name, language, _audio_file(folder), (folder / "lyrics.txt").read_text("utf-8"),
+                          list(zip(words, starts, strict=True))))
+    return [s for s in songs if not pattern or pattern in s.name]
+
+
+def pooled_line(label: str, errors: list[float], total: int) -> str:
+    import numpy as np
+
+    if not errors:
+        return f"{label:<34} words={total} (nothing paired)"
+    e = np.array(errors)
+    return (f"{label:<34} words={total:5d} paired={e.size:5d} mean={e.mean():.3f}s median={np.median(e):.3f}s "
+            f"<=0.3s={(e <= 0.3).sum() / total:6.1%} <=1.0s={(e <= 1.0).sum() / total:6.1%}")
+
+
+def paired_errors(predicted: list[tuple[str, float]], reference: list[tuple[str, float]]) -> list[float]:
+    from app.audio.metrics import align_sequences
+
+    pairs = align_sequences([w for w, _ in predicted], [w for w, _ in reference])
+    return [abs(predicted[i][1] - reference[j][1]) for i, j in pairs]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--songs", help="only songs whose folder name contains this substring")
+    parser.add_argument("--no-transcribe", action="store_true", help="skip transcription mode (no lyrics)")
+    parser.add_argument("--models-dir", default="/tmp/bench-models")
+    args = parser.parse_args()
+
+    import torch
+
+    from app.audio import separation, whisper_models
+    from app.audio.io import decode, write_audio
+    from app.audio.lyrics import parse_lyrics
+    from app.audio.metrics import onset_report, word_error_rate
+    from app.audio.transcribe import align, transcribe
+    from app.audio.types import Waveform
+
+    torch.set_num_threads(THREADS)
+    models_dir = Path(args.models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    songs = load_songs(args.songs)
+    if not songs:
+        sys.exit(f"no song matches {args.songs!r}")
+    names = {lang: whisper_models.default_model(models_dir, lang) for lang in sorted({s.language for s in songs})}
+    print("# Lyrics alignment benchmark (product code: app.audio.separation / transcribe.align / transcribe)")
+    print(f"# separation=spleeter  whisper per language: {', '.join(f'{k}={v}' for k, v in names.items())}  "
+          f"device=cpu int8  torch threads={torch.get_num_threads()}  OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}  "
+          f"models_dir={models_dir}")
+    models: dict[str, Any] = {}
+    for lang, name in names.items():
+        started = time.perf_counter()
+        models[lang], load_s = whisper_models.load_whisper(name, models_dir)
+        wall = time.perf_counter() - started
+        print(f"# loaded whisper {name} for {lang}: load {load_s:.1f}s, {wall:.1f}s wall")
+
+    vocals: dict[str, Waveform] = {}
+    durations: dict[str, float] = {}
+    print("\n## Separation (spleeter, decode + separate + FLAC write/decode at 16 kHz mono)")
+    print(f"{'song':<48} {'dur s':>6} {'decode':>7} {'separate':>9} {'load':>6} {'stem16k':>8}")
+    with tempfile.TemporaryDirectory(prefix="bench-align-") as tmp:
+        for song in songs:
+            t0 = time.perf_counter()
+            mix = decode(song.audio)
+            t1 = time.perf_counter()
+            stems = separation.separate(mix, "spleeter", models_dir)
+            t2 = time.perf_counter()
+            path = write_audio(Path(tmp) / f"{song.name}.flac", stems.vocals, "flac")
+            vocals[song.name] = decode(path, sample_rate=16000, channels=1)
+            t3 = time.perf_counter()
+            durations[song.name] = mix.duration
+            print(f"{song.name[:48]:<48} {mix.duration:6.1f} {t1 - t0:6.1f}s {stems.compute_seconds:8.1f}s "
+                  f"{stems.load_seconds:5.1f}s {t3 - t2:7.1f}s", flush=True)
+
+    print("\n## Known lyrics (align): word-onset error vs reference")
+    print(f"{'song':<48} {'lang':>4} {'model':>7} {'words':>5} {'paired':>6} {'mean s':>7} {'median':>7} "
+          f"{'<=0.3s':>7} {'<=1.0s':>7} {'time s':>7} {'x dur':>6}")
+    errors: dict[str, list[float]] = {"all": [], "en": [], "multi": []}
+    totals = {"all": 0, "en": 0, "multi": 0}
+    align_time = {"all": 0.0, "en": 0.0, "multi": 0.0}
+    for song in songs:
+        started = time.perf_counter()
+        timing = align(vocals[song.name], song.lyrics, models[song.language], language=song.language)
+        elapsed = time.perf_counter() - started
+        predicted = [(w.text, w.start) for w in timing.words]
+        report = onset_report(predicted, song.reference)
+        errs = paired_errors(predicted, song.reference)
+        for group in ("all", "en" if song.language == "en" else "multi"):
+            errors[group] += errs
+            totals[group] += len(song.reference)
+            align_time[group] += elapsed
+        print(f"{song.name[:48]:<48} {song.language:>4} {names[song.language]:>7} {report.words:5d} {report.paired:6d} "
+              f"{report.mean_abs:7.3f} {report.median_abs:7.3f} {report.within_0_3:7.1%} {report.within_1_0:7.1%} "
+              f"{elapsed:7.1f} {elapsed / durations[song.name]:6.3f}", flush=True)
+    total_dur = {"all": sum(durations.values()), "en": sum(durations[s.name] for s in songs if s.language == "en")}
+    total_dur["multi"] = total_dur["all"] - total_dur["en"]
+    for group, label in (("all", "POOLED all"), ("en", "POOLED English"), ("multi", "POOLED multilingual")):
+        if totals[group]:
+            print(pooled_line(label, errors[group], totals[group])
+                  + f"  time={align_time[group]:.1f}s x dur={align_time[group] / total_dur[group]:.3f}")
+
+    if args.no_transcribe:
+        return
+    print("\n## Transcription (no lyrics): WER vs lyrics.txt words")
+    print(f"{'song':<48} {'lang':>4} {'model':>7} {'ref words':>9} {'hyp words':>9} {'WER':>7} {'time s':>7} "
+          f"{'x dur':>6}")
+    edits, ref_total, t_total = 0.0, 0, 0.0
+    for song in songs:
+        started = time.perf_counter()
+        timing = transcribe(vocals[song.name], models[song.language], language=song.language)
+        elapsed = time.perf_counter() - started
+        hyp = [w.text for w in timing.words]
+        ref = [w for line in parse_lyrics(song.lyrics) for w in line]
+        wer = word_error_rate(hyp, ref)
+        edits += wer * len(ref)
+        ref_total += len(ref)
+        t_total += elapsed
+        print(f"{song.name[:48]:<48} {song.language:>4} {names[song.language]:>7} {len(ref):9d} {len(hyp):9d} "
+              f"{wer:7.1%} {elapsed:7.1f} {elapsed / durations[song.name]:6.3f}", flush=True)
+    print(f"{'POOLED WER (edits / ref words)':<48} {'':>4} {'':>7} {ref_total:9d} {'':>9} "
+          f"{edits / max(ref_total, 1):7.1%} {t_total:7.1f} {t_total / total_dur['all']:6.3f}")
+
+
+if __name__ == "__main__":
+    main()
