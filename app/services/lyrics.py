@@ -25,7 +25,7 @@ def _checked(body: Any) -> str:
         raise ApiError(400, "invalid_parameter", f"lyrics is longer than {MAX_LYRICS_CHARS} characters")
     if not any(parse_lyrics(text)):
         raise ApiError(400, "invalid_parameter", "The lyrics contain no words to time")
-    return text
+    return text.strip()  # stored as uploads store it, so the same text means the same cache key
 
 
 def add_revision(song: Song, text: str, author: User | None) -> LyricsRevision:
@@ -39,7 +39,7 @@ def add_revision(song: Song, text: str, author: User | None) -> LyricsRevision:
 def edit_lyrics(song: Song, user: User, body: Any) -> tuple[LyricsRevision, list[Job]]:
     """Store corrected lyrics as a new revision and re-time the karaoke. No jobs when nothing changed."""
     text = _checked(body)
-    if text.strip() == (song.lyrics or "").strip() and song.lyrics_revisions:
+    if text == (song.lyrics or "") and song.lyrics_revisions:
         return song.lyrics_revisions[-1], []
     if any(j.kind in ("transcribe", "karaoke") for j in active_jobs(song)):
         raise ApiError(409, "job_active", "The lyrics of this song are being timed; try again when that finishes")

@@ -25,7 +25,6 @@ from app.models import Artifact, Job, Song
 from app.services import storage
 from app.services.jobs import Progress, create_job
 
-STEM_FILES = {"vocals": "vocals", "instrumental": "instrumental"}
 KARAOKE_KINDS = ("karaoke_mp3", "lrc", "words_lrc", "lyrics_json", "ass", "srt", "vtt")
 MIME = {".flac": "audio/flac", ".mp3": "audio/mpeg", ".wav": "audio/wav", ".lrc": "text/plain; charset=utf-8",
         ".json": "application/json", ".ass": "text/x-ssa; charset=utf-8", ".srt": "application/x-subrip",
@@ -92,6 +91,23 @@ def _require_artifact(song: Song, kind: str) -> Artifact:
     return artifact
 
 
+def _input(job: Job, kind: str) -> Artifact:
+    """The ``kind`` file this job consumes: the one a job it depends on produced (or reused from
+    cache), else the song's latest. Never just "the latest" when a dependency says otherwise: a
+    cache hit reuses an older artifact while a newer one of another model or lyrics may exist."""
+    for dep_id in job.depends_on or []:
+        dep = db.session.get(Job, dep_id)
+        artifact_id = ((dep.result or {}).get("artifacts") or {}).get(kind) if dep else None
+        artifact = db.session.get(Artifact, artifact_id) if artifact_id else None
+        if artifact is not None and Path(artifact.path).exists():
+            return artifact
+    return _require_artifact(job.song, kind)
+
+
+def _ids(artifacts: dict[str, Artifact]) -> dict[str, str]:
+    return {kind: a.id for kind, a in artifacts.items()}
+
+
 def _cached(song: Song, kinds: list[str], key: str) -> dict[str, Artifact] | None:
     found = {a.kind: a for a in song.artifacts if a.params_key == key and a.kind in kinds}
     if len(found) == len(kinds) and all(Path(a.path).exists() for a in found.values()):
@@ -99,14 +115,18 @@ def _cached(song: Song, kinds: list[str], key: str) -> dict[str, Artifact] | Non
     return None
 
 
-def _store(job: Job, files: dict[str, Path], model: str | None, key: str) -> None:
-    for old in [a for a in job.song.artifacts if a.kind in files and a.params_key == key]:
+def _store(job: Job, files: dict[str, Path], model: str | None, key: str) -> dict[str, Artifact]:
+    paths = {str(p) for p in files.values()}
+    # rows for the same inputs, or for a file this job just overwrote (karaoke files keep their names
+    # across lyrics revisions), no longer describe what is on disk
+    for old in [a for a in job.song.artifacts if a.kind in files and (a.params_key == key or a.path in paths)]:
         db.session.delete(old)
-    for kind, path in files.items():
-        db.session.add(Artifact(song=job.song, job_id=job.id, kind=kind, path=str(path), model=model,
-                                params_key=key, mime=MIME.get(path.suffix, "application/octet-stream"),
-                                size_bytes=path.stat().st_size))
+    stored = {kind: Artifact(song=job.song, job_id=job.id, kind=kind, path=str(path), model=model, params_key=key,
+                             mime=MIME.get(path.suffix, "application/octet-stream"), size_bytes=path.stat().st_size)
+              for kind, path in files.items()}
+    db.session.add_all(stored.values())
     db.session.commit()
+    return stored
 
 
 def _publish(staging: Path, final_dir: Path) -> dict[str, Path]:
@@ -136,8 +156,9 @@ class _Staging:
 def separate_work(job: Job, progress: Progress) -> dict[str, Any]:
     song, model = job.song, job.params["model"]
     key = params_key("separate", song.sha256, model)
-    if _cached(song, ["vocals", "instrumental", "vocals_mp3", "instrumental_mp3"], key):
-        return {"model": model, "cache_hit": True, "load_seconds": 0.0, "compute_seconds": 0.0}
+    if cached := _cached(song, ["vocals", "instrumental", "vocals_mp3", "instrumental_mp3"], key):
+        return {"model": model, "cache_hit": True, "load_seconds": 0.0, "compute_seconds": 0.0,
+                "artifacts": _ids(cached)}
     progress(0.0, "decoding")
     wave = decode(song.upload_path)
     stems = separation.separate(wave, model, current_app.config["MODELS_DIR"], on_progress=progress.scaled(0.02, 0.9),
@@ -147,10 +168,10 @@ def separate_work(job: Job, progress: Progress) -> dict[str, Any]:
     with _Staging(final_dir, job) as staging:
         _write_stems(staging, {"vocals": stems.vocals, "instrumental": stems.instrumental})
         moved = _publish(staging, final_dir)
-    _store(job, {"vocals": moved["vocals.flac"], "instrumental": moved["instrumental.flac"],
-                 "vocals_mp3": moved["vocals.mp3"], "instrumental_mp3": moved["instrumental.mp3"]}, model, key)
+    stored = _store(job, {"vocals": moved["vocals.flac"], "instrumental": moved["instrumental.flac"],
+                          "vocals_mp3": moved["vocals.mp3"], "instrumental_mp3": moved["instrumental.mp3"]}, model, key)
     return {"model": model, "cache_hit": False, "load_seconds": round(stems.load_seconds, 3),
-            "compute_seconds": round(stems.compute_seconds, 3)}
+            "compute_seconds": round(stems.compute_seconds, 3), "artifacts": _ids(stored)}
 
 
 def _write_stems(folder: Path, stems: dict[str, Waveform]) -> None:
@@ -169,13 +190,14 @@ def transcribe_work(job: Job, progress: Progress) -> dict[str, Any]:
     from app.audio.transcribe import align, transcribe
 
     song = job.song
-    vocals = _require_artifact(song, "vocals")
+    vocals = _input(job, "vocals")
     models_dir = current_app.config["MODELS_DIR"]
     name = job.params.get("model") or whisper_models.default_model(models_dir, song.language)
     mode = "align" if song.lyrics else "transcribe"
     key = params_key("transcribe", vocals.params_key, name, song.language, song.lyrics)
-    if _cached(song, ["timing"], key):
-        return {"model": name, "mode": mode, "cache_hit": True, "load_seconds": 0.0, "compute_seconds": 0.0}
+    if cached := _cached(song, ["timing"], key):
+        return {"model": name, "mode": mode, "cache_hit": True, "load_seconds": 0.0, "compute_seconds": 0.0,
+                "artifacts": _ids(cached)}
     progress(0.0, "loading model")
     model, load_seconds = whisper_models.load_whisper(name, models_dir, device=_device())
     wave = decode(vocals.path, sample_rate=16000, channels=1)
@@ -192,8 +214,8 @@ def transcribe_work(job: Job, progress: Progress) -> dict[str, Any]:
     with _Staging(final_dir, job) as staging:
         (staging / f"timing-{key[:12]}.json").write_text(json.dumps(timing.to_dict(), ensure_ascii=False))
         moved = _publish(staging, final_dir)
-    _store(job, {"timing": next(iter(moved.values()))}, name, key)
-    return {"model": name, "mode": mode, "language": timing.language, "cache_hit": False,
+    stored = _store(job, {"timing": next(iter(moved.values()))}, name, key)
+    return {"model": name, "mode": mode, "language": timing.language, "cache_hit": False, "artifacts": _ids(stored),
             "load_seconds": round(load_seconds, 3), "compute_seconds": round(compute_seconds, 3),
             "words": len(timing.words), "lines": len(timing.lines), "lines_kept": lines_kept,
             "quality": timing.quality()}
@@ -213,13 +235,13 @@ def karaoke_work(job: Job, progress: Progress) -> dict[str, Any]:
     from app.audio.exports import slugify, write_karaoke_files
 
     song = job.song
-    instrumental = _require_artifact(song, "instrumental_mp3")
-    timing_artifact = _require_artifact(song, "timing")
+    instrumental = _input(job, "instrumental_mp3")
+    timing_artifact = _input(job, "timing")
     key = params_key("karaoke", instrumental.params_key, timing_artifact.params_key, song.title, song.artist,
                      song.album)
     kinds = list(KARAOKE_KINDS)
-    if _cached(song, kinds, key):
-        return {"cache_hit": True}
+    if cached := _cached(song, kinds, key):
+        return {"cache_hit": True, "artifacts": _ids(cached)}
     timing = LyricsTiming.from_dict(json.loads(Path(timing_artifact.path).read_text()))
     progress(0.1, "rendering")
     slug = slugify(f"{song.artist} - {song.title}" if song.artist else song.title) or "song"
@@ -229,8 +251,8 @@ def karaoke_work(job: Job, progress: Progress) -> dict[str, Any]:
                                       staging, slug, plain_lyrics=song.lyrics)
         progress(0.9, "publishing")
         moved = _publish(staging, final_dir)
-    _store(job, {kind: moved[path.name] for kind, path in written.items()}, None, key)
-    return {"cache_hit": False, "folder": str(final_dir)}
+    stored = _store(job, {kind: moved[path.name] for kind, path in written.items()}, None, key)
+    return {"cache_hit": False, "folder": str(final_dir), "artifacts": _ids(stored)}
 
 
 def _device() -> str:

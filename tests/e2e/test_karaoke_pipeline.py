@@ -136,6 +136,15 @@ def test_upload_auto_process_makes_karaoke(stack, shared_data, tmp_path):
     assert after[1]["text"] == "When was that moment" and 1 in changed
     assert all(before[i]["start"] == after[i]["start"] for i in range(len(before)) if i != 1)
 
+    # undoing the edit reuses the first timing (cache hit) and the karaoke files show it again
+    r = requests.put(f"{stack.url}/api/v1/songs/{song['id']}/lyrics", headers=headers, json={"lyrics": lyrics_text},
+                     timeout=10)
+    assert r.status_code == 202 and r.json()["revision"]["number"] == 3
+    assert _wait_job(stack, headers, r.json()["jobs"][0]["id"])["result"]["cache_hit"] is True
+    assert _wait_job(stack, headers, r.json()["jobs"][1]["id"])["status"] == "completed"
+    restored = requests.get(stack.url + files["lyrics_json"], headers=headers, timeout=10).json()["lines"]
+    assert restored == before
+
 
 def _wait_job(stack, headers: dict, job_id: str, timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
