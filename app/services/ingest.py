@@ -15,13 +15,13 @@ from app.audio.io import probe
 from app.audio.types import AudioDecodeError
 from app.errors import ApiError
 from app.extensions import db
-from app.models import LyricsRevision, Song, User
+from app.models import Song, User
 from app.services import storage
+from app.services.lyrics import MAX_LYRICS_CHARS, add_revision
 
 AUDIO_SUFFIXES = {".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".webm", ".aif", ".aiff"}
 TRUE_WORDS = {"true", "1", "yes", "on"}
 FALSE_WORDS = {"false", "0", "no", "off", ""}
-MAX_LYRICS_CHARS = 50_000
 LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
 
 
@@ -133,7 +133,7 @@ def ingest_upload(user: User, upload: FileStorage | None, request: UploadRequest
         db.session.add(song)
         db.session.flush()
         if request.lyrics:
-            db.session.add(LyricsRevision(song_id=song.id, number=1, text=request.lyrics, author_id=user.id))
+            add_revision(song, request.lyrics, user)
         final = storage.move_into_place(tmp, storage.upload_dir(song.id) / f"original{suffix}")
         song.upload_path = str(final)
         try:

@@ -90,12 +90,26 @@ def fail_dependents(job: Job) -> None:
             fail_dependents(other)
 
 
-def _blocked_by(job: Job) -> Job | None:
+def _blocked_by(job: Job) -> str | None:
+    """Why ``job`` cannot run (a job it needs did not complete), or None."""
     for dep_id in job.depends_on or []:
         dep = db.session.get(Job, dep_id)
-        if dep is None or dep.status != "completed":
-            return dep
+        if dep is None:
+            return f"job {dep_id} it needs is gone"
+        if dep.status != "completed":
+            return f"{dep.kind} job {dep.id} is {dep.status}"
     return None
+
+
+def _outcome(job_id: str, exc: Exception) -> tuple[str, str]:
+    """(status, error) for a job whose work raised ``exc``."""
+    if isinstance(exc, JobCanceled):
+        return "canceled", "canceled by request"
+    if isinstance(exc, AudioError | ApiError | ValueError):
+        log.warning("job %s failed: %s", job_id, exc)
+        return "failed", str(exc)
+    log.error("job %s crashed", job_id, exc_info=exc)
+    return "failed", f"internal error: {type(exc).__name__}: {exc}"
 
 
 def run_job(job_id: str, work: Callable[[Job, Progress], dict[str, Any]]) -> None:
@@ -113,9 +127,8 @@ def run_job(job_id: str, work: Callable[[Job, Progress], dict[str, Any]]) -> Non
     if job.cancel_requested:
         _finish(job, "canceled", "canceled before it started")
         return
-    blocker = _blocked_by(job)
-    if blocker is not None or (job.depends_on and any(db.session.get(Job, d) is None for d in job.depends_on)):
-        reason = f"{blocker.kind} job {blocker.id} is {blocker.status}" if blocker else "a job it needs is gone"
+    reason = _blocked_by(job)
+    if reason:
         _finish(job, "failed", reason)
         fail_dependents(job)
         return
@@ -126,23 +139,11 @@ def run_job(job_id: str, work: Callable[[Job, Progress], dict[str, Any]]) -> Non
     started = time.perf_counter()
     try:
         result = work(job, Progress(job))
-    except JobCanceled:
+    except Exception as exc:  # every way out of work() is recorded on the job
         db.session.rollback()
-        if db.session.get(Job, job_id) is None:
+        if db.session.get(Job, job_id) is None:  # deleted with its song meanwhile
             return
-        _finish(job, "canceled", "canceled by request")
-        fail_dependents(job)
-        return
-    except (AudioError, ApiError, ValueError) as exc:
-        db.session.rollback()
-        log.warning("job %s failed: %s", job_id, exc)
-        _finish(job, "failed", str(exc))
-        fail_dependents(job)
-        return
-    except Exception as exc:
-        db.session.rollback()
-        log.exception("job %s crashed", job_id)
-        _finish(job, "failed", f"internal error: {type(exc).__name__}: {exc}")
+        _finish(job, *_outcome(job_id, exc))
         fail_dependents(job)
         return
     result = dict(result or {})

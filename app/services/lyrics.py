@@ -8,9 +8,10 @@ from app.audio.lyrics import parse_lyrics
 from app.errors import ApiError
 from app.extensions import db
 from app.models import Job, LyricsRevision, Song, User
-from app.services.ingest import MAX_LYRICS_CHARS
 from app.services.jobs import active_jobs
 from app.services.pipeline import latest_artifact, start_jobs
+
+MAX_LYRICS_CHARS = 50_000
 
 
 def lyrics_history(song: Song) -> dict[str, Any]:

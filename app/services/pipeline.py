@@ -196,8 +196,9 @@ def transcribe_work(job: Job, progress: Progress) -> dict[str, Any]:
     mode = "align" if song.lyrics else "transcribe"
     key = params_key("transcribe", vocals.params_key, name, song.language, song.lyrics)
     if cached := _cached(song, ["timing"], key):
+        quality = LyricsTiming.from_dict(json.loads(Path(cached["timing"].path).read_text())).quality()
         return {"model": name, "mode": mode, "cache_hit": True, "load_seconds": 0.0, "compute_seconds": 0.0,
-                "artifacts": _ids(cached)}
+                "artifacts": _ids(cached), "quality": quality}
     progress(0.0, "loading model")
     model, load_seconds = whisper_models.load_whisper(name, models_dir, device=_device())
     wave = decode(vocals.path, sample_rate=16000, channels=1)

@@ -16,8 +16,7 @@ from app.services.jobs import active_jobs, consolidated_status, request_cancel
 from app.services.models_catalog import check_separation_model, check_transcription_model
 from app.services.pipeline import KARAOKE_KINDS, latest_artifact, start_jobs
 
-KARAOKE_FILES = KARAOKE_KINDS
-DOWNLOADS = ("vocals", "instrumental", "vocals_mp3", "instrumental_mp3", *KARAOKE_FILES)
+DOWNLOADS = ("vocals", "instrumental", "vocals_mp3", "instrumental_mp3", *KARAOKE_KINDS)
 MAX_PER_PAGE = 100
 
 
@@ -28,7 +27,7 @@ def _file_url(song: Song, name: str) -> str:
 def song_detail(song: Song, started: list[Job] | None = None) -> dict[str, Any]:
     artifacts = {name: latest_artifact(song, name) for name in DOWNLOADS}
     karaoke = consolidated_status(song)
-    karaoke["files"] = {n: _file_url(song, n) for n in KARAOKE_FILES if artifacts[n]} or None
+    karaoke["files"] = {n: _file_url(song, n) for n in KARAOKE_KINDS if artifacts[n]} or None
     timed = next((j for j in reversed(song.jobs) if j.kind == "transcribe" and j.status == "completed"), None)
     karaoke["quality"] = (timed.result or {}).get("quality") if timed else None
     if karaoke["status"] == "none" and karaoke["files"]:

@@ -144,6 +144,8 @@ def test_upload_auto_process_makes_karaoke(stack, shared_data, tmp_path):
     assert _wait_job(stack, headers, r.json()["jobs"][1]["id"])["status"] == "completed"
     restored = requests.get(stack.url + files["lyrics_json"], headers=headers, timeout=10).json()["lines"]
     assert restored == before
+    detail = requests.get(f"{stack.url}/api/v1/songs/{song['id']}", headers=headers, timeout=10).json()
+    assert detail["karaoke"]["quality"] == quality
 
 
 def _wait_job(stack, headers: dict, job_id: str, timeout: float = 120) -> dict:
