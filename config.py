@@ -17,6 +17,7 @@ DEV_SECRET = "dev-secret-change-me"  # noqa: S105 - refused in production
 ENV_SETTINGS: dict[str, tuple[type, Any]] = {
     "DATABASE_URL": (str, None),
     "REDIS_URL": (str, None),
+    "EMBEDDED_REDIS_PORT": (int, 6390),
     "PORT": (int, 5000),
     "HOST": (str, "127.0.0.1"),
     "DATA_DIR": (str, str(REPO_ROOT)),

@@ -68,13 +68,12 @@ def make_cmd(song: Path, lyrics_file: Path | None, language: str | None, title: 
     """Upload SONG through the same queue as the API and wait, with a progress bar, for its karaoke files."""
     from app.errors import ApiError
     from app.services import songs as song_service
+    from app.services.health import workers_seen
     from app.services.ingest import ingest_upload, parse_upload_form
 
     form = {"title": title, "artist": artist, "language": language, "auto_process": "true",
             "separation_model": separation_model, "transcription_model": transcription_model,
             "lyrics": lyrics_file.read_text(encoding="utf-8") if lyrics_file else None}
-    from app.services.health import workers_seen
-
     if not workers_seen(timeout=3.0):
         raise click.ClickException("no worker answered; start the service (`make run`) or a Celery worker first")
     try:
@@ -93,7 +92,7 @@ def _wait(song_id: str, timeout: int) -> None:
     from app.extensions import db
     from app.models import Song
     from app.services.jobs import consolidated_status
-    from app.services.pipeline import KARAOKE_KINDS
+    from app.services.pipeline import KARAOKE_KINDS, latest_artifact
 
     deadline = time.monotonic() + timeout
     with click.progressbar(length=1000, label="karaoke", show_percent=True) as bar:
@@ -111,9 +110,9 @@ def _wait(song_id: str, timeout: int) -> None:
     if status["status"] != "completed":
         reason = status.get("error") or ("timed out" if time.monotonic() > deadline else status["status"])
         raise click.ClickException(f"karaoke {status['status']}: {reason}")
-    for artifact in song.artifacts:
-        if artifact.kind in KARAOKE_KINDS:
-            click.echo(f"{artifact.kind}: {artifact.path}")
+    for kind in KARAOKE_KINDS:
+        if artifact := latest_artifact(song, kind):
+            click.echo(f"{kind}: {artifact.path}")
 
 
 def register_commands(app: Flask) -> None:

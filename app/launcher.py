@@ -17,16 +17,16 @@ from config import REPO_ROOT, load_config
 
 
 def _start_redis(cfg: dict) -> subprocess.Popen | None:
-    from app.services.broker import EMBEDDED_PORT, embedded_url, redis_alive, start_embedded_redis
+    from app.services.broker import embedded_url, redis_alive, start_embedded_redis
 
     if cfg["REDIS_URL"]:
         return None
-    url = embedded_url()
+    url = embedded_url(cfg["EMBEDDED_REDIS_PORT"])
     os.environ["REDIS_URL"] = url
     if redis_alive(url):
         print(f"* using the embedded Redis already running at {url}")
         return None
-    proc = start_embedded_redis(Path(cfg["INSTANCE_DIR"]) / "redis", EMBEDDED_PORT)
+    proc = start_embedded_redis(Path(cfg["INSTANCE_DIR"]) / "redis", cfg["EMBEDDED_REDIS_PORT"])
     print(f"* embedded Redis at {url}")
     return proc
 

