@@ -13,9 +13,13 @@ import shutil
 import unicodedata
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.audio.subtitles import to_ass, to_srt, to_vtt
 from app.audio.types import LyricsTiming, Waveform
+
+if TYPE_CHECKING:
+    from app.audio.pitch import PitchAnalysis
 
 # ISO 639-1 (what Whisper reports) -> ISO 639-2/B (what ID3 language fields hold)
 _ID3_LANGUAGES = {
@@ -156,6 +160,19 @@ def _write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
+def _write_pitch_files(pitch: PitchAnalysis, timing: LyricsTiming, title: str, artist: str, out: Path, slug: str,
+                       mp3_name: str) -> dict[str, Path]:
+    from app.audio.ultrastar import to_ultrastar
+
+    written = {"pitch": out / f"{slug}.pitch.json"}
+    _write_text_atomic(written["pitch"], json.dumps(pitch.to_dict(), ensure_ascii=False) + "\n")
+    if timing.words:
+        written["ultrastar"] = out / f"{slug}.txt"
+        text = to_ultrastar(timing, title, artist, mp3_name, pitch.notes or None, tempo_bpm=pitch.tempo_bpm)
+        _write_text_atomic(written["ultrastar"], text)
+    return written
+
+
 def write_karaoke_files(
     instrumental: Waveform | str | Path,
     timing: LyricsTiming,
@@ -166,6 +183,7 @@ def write_karaoke_files(
     slug: str,
     plain_lyrics: str | None = None,
     bitrate_kbps: int = 192,
+    pitch: PitchAnalysis | None = None,
 ) -> dict[str, Path]:
     """Write the karaoke set into ``out_dir`` (created if needed), each file atomically:
 
@@ -175,7 +193,10 @@ def write_karaoke_files(
     - ``karaoke_mp3``: ``<slug> (karaoke).mp3``, the instrumental with ID3 title/artist/album,
       USLT and SYLT (see :func:`tag_karaoke_mp3`), tagged before it is renamed into place;
     - ``lrc``: ``<slug>.lrc``; ``words_lrc``: ``<slug>.words.lrc``; ``lyrics_json``: ``<slug>.lyrics.json``;
-    - ``ass`` (``\\k`` karaoke tags), ``srt``, ``vtt`` (word timestamps): see :mod:`app.audio.subtitles`.
+    - ``ass`` (``\\k`` karaoke tags), ``srt``, ``vtt`` (word timestamps): see :mod:`app.audio.subtitles`;
+    - with ``pitch`` (:func:`app.audio.pitch.analyze_pitch` of the vocals, notes for this timing):
+      ``ultrastar``: ``<slug>.txt`` (UltraStar, ``#MP3`` = the karaoke MP3; only when the timing has
+      words) and ``pitch``: ``<slug>.pitch.json`` (:meth:`PitchAnalysis.to_dict`).
 
     Returns the paths by key. Raises ValueError for an empty slug or an unwritable waveform.
     """
@@ -202,6 +223,8 @@ def write_karaoke_files(
     _write_text_atomic(paths["ass"], to_ass(timing, title))
     _write_text_atomic(paths["srt"], to_srt(timing))
     _write_text_atomic(paths["vtt"], to_vtt(timing))
+    if pitch is not None:
+        paths.update(_write_pitch_files(pitch, timing, title, artist, out, slug, paths["karaoke_mp3"].name))
     tmp_mp3 = out / f".{slug}.{uuid.uuid4().hex[:8]}.karaoke.mp3"
     try:
         if is_mp3_file:
