@@ -53,6 +53,12 @@ def download(song_id: str, name: str):
     return send_file(path, mimetype=mime, download_name=download_name, conditional=True, max_age=0)
 
 
+@bp.get("/<song_id>/pitch")
+@jwt_required()
+def pitch(song_id: str):
+    return jsonify(song_service.pitch_document(song_for(current_user(), song_id)))
+
+
 @bp.get("/<song_id>/lyrics")
 @jwt_required()
 def lyrics(song_id: str):

@@ -25,10 +25,10 @@ from app.models import Artifact, Job, Song
 from app.services import storage
 from app.services.jobs import Progress, create_job
 
-KARAOKE_KINDS = ("karaoke_mp3", "lrc", "words_lrc", "lyrics_json", "ass", "srt", "vtt")
+KARAOKE_KINDS = ("karaoke_mp3", "lrc", "words_lrc", "lyrics_json", "ass", "srt", "vtt", "ultrastar", "pitch")
 MIME = {".flac": "audio/flac", ".mp3": "audio/mpeg", ".wav": "audio/wav", ".lrc": "text/plain; charset=utf-8",
         ".json": "application/json", ".ass": "text/x-ssa; charset=utf-8", ".srt": "application/x-subrip",
-        ".vtt": "text/vtt; charset=utf-8"}
+        ".vtt": "text/vtt; charset=utf-8", ".txt": "text/plain; charset=utf-8"}
 
 
 def params_key(*parts: Any) -> str:
@@ -102,6 +102,15 @@ def _input(job: Job, kind: str) -> Artifact:
         if artifact is not None and Path(artifact.path).exists():
             return artifact
     return _require_artifact(job.song, kind)
+
+
+def _stem_of(job: Job, partner: Artifact, kind: str) -> Artifact:
+    """The ``kind`` stem separated together with ``partner`` (same separation inputs and model),
+    else the one this job's dependencies name."""
+    for artifact in reversed(job.song.artifacts):
+        if artifact.kind == kind and artifact.params_key == partner.params_key and Path(artifact.path).exists():
+            return artifact
+    return _input(job, kind)
 
 
 def _ids(artifacts: dict[str, Artifact]) -> dict[str, str]:
@@ -233,27 +242,37 @@ def _keep_previous_lines(job: Job, timing: LyricsTiming) -> tuple[LyricsTiming, 
 
 
 def karaoke_work(job: Job, progress: Progress) -> dict[str, Any]:
+    from app.audio import pitch
     from app.audio.exports import slugify, write_karaoke_files
 
     song = job.song
     instrumental = _input(job, "instrumental_mp3")
+    vocals = _stem_of(job, instrumental, "vocals")  # the pitch comes from the karaoke track's own vocals
     timing_artifact = _input(job, "timing")
-    key = params_key("karaoke", instrumental.params_key, timing_artifact.params_key, song.title, song.artist,
-                     song.album)
+    key = params_key("karaoke", instrumental.params_key, timing_artifact.params_key, vocals.params_key,
+                     pitch.SETTINGS, song.title, song.artist, song.album)
     kinds = list(KARAOKE_KINDS)
     if cached := _cached(song, kinds, key):
         return {"cache_hit": True, "artifacts": _ids(cached)}
     timing = LyricsTiming.from_dict(json.loads(Path(timing_artifact.path).read_text()))
-    progress(0.1, "rendering")
+    progress(0.0, "pitch")
+    started = time.perf_counter()
+    analysis = pitch.analyze_pitch(decode(vocals.path, sample_rate=pitch.SAMPLE_RATE, channels=1), timing,
+                                   tempo_source=decode(instrumental.path, sample_rate=22050, channels=1),
+                                   on_progress=progress.scaled(0.02, 0.85))
+    pitch_seconds = time.perf_counter() - started
+    progress(0.85, "rendering")
     slug = slugify(f"{song.artist} - {song.title}" if song.artist else song.title) or "song"
     final_dir = storage.karaoke_dir(song.id, slug)
     with _Staging(final_dir, job) as staging:
         written = write_karaoke_files(Path(instrumental.path), timing, song.title, song.artist or "", song.album,
-                                      staging, slug, plain_lyrics=song.lyrics)
-        progress(0.9, "publishing")
+                                      staging, slug, plain_lyrics=song.lyrics, pitch=analysis)
+        progress(0.95, "publishing")
         moved = _publish(staging, final_dir)
     stored = _store(job, {kind: moved[path.name] for kind, path in written.items()}, None, key)
-    return {"cache_hit": False, "folder": str(final_dir), "artifacts": _ids(stored)}
+    return {"cache_hit": False, "folder": str(final_dir), "artifacts": _ids(stored),
+            "pitch": {"key": analysis.key, "tempo_bpm": round(analysis.tempo_bpm, 2), "notes": len(analysis.notes),
+                      "compute_seconds": round(pitch_seconds, 3)}}
 
 
 def _device() -> str:

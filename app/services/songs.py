@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +116,12 @@ def file_for(song: Song, name: str) -> tuple[Path, str, str]:
         raise ApiError(404, "file_not_found", f"This song has no {name} yet")
     path = Path(artifact.path)
     return path, artifact.mime, path.name
+
+
+def pitch_document(song: Song) -> dict[str, Any]:
+    """The pitch analysis the karaoke job wrote (f0 contour, notes, key, tempo)."""
+    artifact = latest_artifact(song, "pitch")
+    if artifact is None:
+        raise ApiError(404, "pitch_not_ready", "This song has no pitch analysis yet; it is made with the karaoke "
+                       "files (POST /api/v1/songs/<id>/karaoke)")
+    return json.loads(Path(artifact.path).read_text(encoding="utf-8"))

@@ -26,13 +26,14 @@ def torch_threads(config: dict) -> int:
 
 
 def warm_models(app: Flask) -> None:
-    from app.audio import separation, whisper_models
+    from app.audio import pitch, separation, whisper_models
 
     with app.app_context():
         models_dir = app.config["MODELS_DIR"]
         try:
             separation.load(separation.default_model(models_dir), models_dir)
             whisper_models.load_whisper(whisper_models.default_model(models_dir, "en"), models_dir)
+            pitch.warm()  # librosa's numba kernels compile on first use (seconds)
             log.info("models warm")
         except Exception:  # noqa: BLE001 - warm-up is an optimisation; jobs load on demand
             log.warning("model warm-up failed", exc_info=True)
