@@ -13,6 +13,11 @@ import numpy as np
 
 VAD_FRAME_S = 512 / 16000
 """Silero VAD resolution: one speech probability per 512 samples at 16 kHz (seconds)."""
+SECONDS_PER_WEIGHT = 0.08
+"""Sung time per unit of word weight (letters + 1) where nothing else bounds it."""
+REGION_GAP_S = 0.3
+"""Pauses shorter than this do not split a sung stretch (estimate placement)."""
+MAX_REGION_WORDS = 60
 
 
 @dataclass
@@ -50,6 +55,17 @@ class SpeechMap:
             idx = int(np.searchsorted(self.cumulative, s - 1e-9, side="left"))
         return float(np.clip(idx * VAD_FRAME_S, 0.0, self.duration))
 
+    def regions(self, merge_gap: float = 1.0) -> list[tuple[float, float]]:
+        """(start, end) of the active stretches, those less than ``merge_gap`` seconds apart merged."""
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], self.speech.astype(np.int8), [0]])))
+        out: list[tuple[float, float]] = []
+        for a, b in zip(edges[::2] * VAD_FRAME_S, edges[1::2] * VAD_FRAME_S, strict=True):
+            if out and a - out[-1][1] < merge_gap:
+                out[-1] = (out[-1][0], float(b))
+            else:
+                out.append((float(a), float(b)))
+        return out
+
     def next_onset(self, t: float, limit: float) -> float | None:
         """The first speech frame start in [t, limit), or None."""
         lo, hi = self._frame(t), int(min(limit / VAD_FRAME_S, len(self.probs)))
@@ -73,20 +89,89 @@ def _spread(speech: SpeechMap, s0: float, s1: float, cum: np.ndarray, t0: float,
     return [t0 + (t1 - t0) * c / cum[-1] for c in cum]
 
 
+def _region_edges(
+    speech: SpeechMap, cum: np.ndarray, line_start: Sequence[bool], t0: float, t1: float, spw: float
+) -> list[float] | None:
+    """Edges for words with cumulative weights ``cum`` placed on the sung stretches in [t0, t1].
+
+    Each stretch of voice activity (pauses under REGION_GAP_S merged) receives a run of
+    consecutive words (possibly none), chosen by dynamic programming: a stretch whose length
+    differs from what its words need (``spw`` seconds per weight) costs the log of the ratio
+    (stretching is cheap, sung vowels last; squeezing is not), a stretch left without words costs
+    more (singing that no word explains), and a stretch that begins inside a lyric line costs a
+    little (lines start after pauses). Within a stretch the words share its speech time by weight.
+    So a line of sustained vocalises ("ooh ooh ooh") lands one word per stretch, and unanchored
+    lines start where singing resumes. None when there is no speech in [t0, t1].
+    """
+    regions = [(max(a, t0), min(b, t1)) for a, b in speech.regions(REGION_GAP_S) if b > t0 and a < t1]
+    regions = [(a, b) for a, b in regions if b - a >= VAD_FRAME_S]
+    n, r_count = len(cum) - 1, len(regions)
+    if not regions or n == 0:
+        return None
+    need = np.diff(cum) * spw
+    dur = [speech.speech_time(b) - speech.speech_time(a) for a, b in regions]
+
+    def fit(d: float, w: float) -> float:
+        ratio = np.log((d + 0.3) / (w + 0.3))
+        return float(ratio * (0.5 if ratio > 0 else 1.5))
+
+    inf = float("inf")
+    best = np.full((n + 1, r_count + 1), inf)
+    back = np.zeros((n + 1, r_count + 1), dtype=int)
+    best[0, 0] = 0.0
+    for r in range(1, r_count + 1):
+        d = dur[r - 1]
+        empty = 2.0 * fit(d, 0.0)
+        for i in range(n + 1):
+            best[i, r], back[i, r] = best[i, r - 1] + empty, i
+            for j in range(max(0, i - MAX_REGION_WORDS), i):
+                if best[j, r - 1] == inf:
+                    continue
+                mid_line = not line_start[j] and regions[r - 1][0] > t0 + VAD_FRAME_S
+                cost = best[j, r - 1] + fit(d, float(need[j:i].sum())) + (0.5 if mid_line else 0.0)
+                if cost < best[i, r]:
+                    best[i, r], back[i, r] = cost, j
+    if best[n, r_count] == inf:
+        return None
+    starts: list[float] = [0.0] * n
+    i, last_end = n, regions[-1][1]
+    for r in range(r_count, 0, -1):
+        j = back[i, r]
+        if j < i:
+            a, b = regions[r - 1]
+            sub = cum[j : i + 1] - cum[j]
+            edges = _spread(speech, speech.speech_time(a), speech.speech_time(b), sub, a, b)
+            starts[j:i] = edges[:-1]
+            if i == n:
+                last_end = edges[-1]
+        i = j
+    return [*starts, last_end]
+
+
 def _gap_edges(
-    speech: SpeechMap, cum: np.ndarray, head: int, tail: int, t0: float, t1: float, spw: float
+    speech: SpeechMap,
+    cum: np.ndarray,
+    head: int,
+    tail: int,
+    t0: float,
+    t1: float,
+    spw: float,
+    line_start: Sequence[bool],
 ) -> list[float]:
     """Word edges for an unanchored run between times t0 and t1: ``head`` words packed right
     after t0, ``tail`` words right before t1 (``spw`` seconds per weight: line-mates are sung
-    back to back, whatever the voice detector says), the rest spread over the speech between."""
+    back to back, whatever the voice detector says), the rest placed on the sung stretches
+    between (see :func:`_region_edges`)."""
     n = len(cum) - 1
     h_end = t0 + cum[head] * spw
     t_start = t1 - (cum[-1] - cum[n - tail]) * spw
     mid = cum[head : n - tail + 1] - cum[head]
-    middle = []
+    middle: list[float] = []
     if len(mid) > 1:
-        s0, s1 = speech.speech_time(h_end), speech.speech_time(t_start)
-        middle = _spread(speech, s0, s1, mid, h_end, t_start)[:-1]
+        placed = _region_edges(speech, mid, line_start[head : n - tail], h_end, t_start, SECONDS_PER_WEIGHT)
+        if placed is None:
+            placed = _spread(speech, speech.speech_time(h_end), speech.speech_time(t_start), mid, h_end, t_start)
+        middle = placed[:-1]
     return (
         [t0 + c * spw for c in cum[:head]]
         + middle
@@ -99,7 +184,7 @@ def estimate_times(
     line_of: Sequence[int],
     anchors: dict[int, tuple[float, float]],
     speech: SpeechMap,
-    seconds_per_weight: float = 0.08,
+    seconds_per_weight: float | None = None,
 ) -> list[tuple[float, float]]:
     """Rough (start, end) for every word: anchors as given, the rest placed in speech time.
 
@@ -111,12 +196,16 @@ def estimate_times(
     speech on; after the last: up to the end of the last speech). Without anchors, words are
     spread over all detected speech.
     """
+    seconds_per_weight = seconds_per_weight or SECONDS_PER_WEIGHT
     n = len(weights)
     w = np.asarray(weights, dtype=float)
     total = speech.speech_time(speech.duration)
+    line_start = [i == 0 or line_of[i] != line_of[i - 1] for i in range(n)]
     if not anchors:
         cum = np.concatenate([[0.0], np.cumsum(w)])
-        edges = _spread(speech, 0.0, total, cum, 0.0, speech.duration)
+        edges = _region_edges(speech, cum, line_start, 0.0, speech.duration, seconds_per_weight)
+        if edges is None:
+            edges = _spread(speech, 0.0, total, cum, 0.0, speech.duration)
         return [(edges[i], edges[i + 1]) for i in range(n)]
     result: list[tuple[float, float] | None] = [anchors.get(i) for i in range(n)]
     keys = sorted(anchors)
@@ -145,7 +234,8 @@ def estimate_times(
             tail = sum(1 for i in idx if line_of[i] == line_of[b])
             if line_of[a] == line_of[b]:
                 head = tail = 0
-        edges = _gap_edges(speech, cum, head, tail, t0, t1, min(seconds_per_weight, (t1 - t0) / cum[-1]))
+        spw = min(seconds_per_weight, (t1 - t0) / cum[-1])
+        edges = _gap_edges(speech, cum, head, tail, t0, t1, spw, [line_start[i] for i in idx])
         for k, i in enumerate(idx):
             result[i] = (edges[k], max(edges[k], edges[k + 1]))
     return [r if r is not None else (0.0, 0.0) for r in result]

@@ -22,6 +22,11 @@ SQUEEZED_WORD_S = 0.03
 MAX_LINE_WORDS = 10
 MIN_LINE_WORDS = 3
 MAX_LINE_CHARS = 48
+DRIFT_S = 1.5
+"""An aligned word further than this (seconds) from its anchor-based estimate is re-aligned."""
+PILED_S = 0.02
+GAP_PAD_S = 0.3
+GAP_MAX_TOKENS = 120
 ONSET_BIAS_S = {"tiny.en": 0.10, "base": -0.10}
 """How late (seconds) each model places word onsets; subtracted from every aligned time."""
 
@@ -70,6 +75,57 @@ def _heard_words(
                 words.append({"text": w.word.strip(), "start": w.start, "end": w.end, "p": w.probability})
         on_progress(share * min(1.0, segment.end / duration), stage)
     return _drop_squeezed(words, duration), info.language
+
+
+def _unheard_speech(
+    heard: list[dict[str, Any]], speech: alignment.SpeechMap, min_speech: float = 1.0, margin: float = 0.5
+) -> list[tuple[float, float]]:
+    """Stretches of voice activity (at least ``min_speech`` seconds of it) that no heard word
+    covers (each heard word covers its span plus ``margin`` on both sides)."""
+    covered = sorted((w["start"] - margin, w["end"] + margin) for w in heard)
+    out: list[tuple[float, float]] = []
+    for t0, t1 in speech.regions():
+        cursor = t0
+        for c0, c1 in [*[c for c in covered if c[1] > t0 and c[0] < t1], (t1, t1)]:
+            if c0 > cursor and speech.speech_time(c0) - speech.speech_time(cursor) >= min_speech:
+                out.append((cursor, c0))
+            cursor = max(cursor, c1)
+    return out
+
+
+def _fill_gaps(
+    model: Any, audio: np.ndarray, language: str, heard: list[dict[str, Any]], speech: alignment.SpeechMap
+) -> list[dict[str, Any]]:
+    """Heard words plus those of a second pass over the sung stretches the first pass skipped.
+
+    Whisper's own voice detector (Silero on its default settings) drops quiet or sustained
+    singing, and conditioning on earlier text can make it stop early; the vocals stem's activity
+    map is more inclusive. Each stretch is transcribed on its own (no conditioning: a clip of
+    vocalise otherwise gets the previous chorus hallucinated into it).
+    """
+    gaps = _unheard_speech(heard, speech)
+    if not gaps:
+        return heard
+    duration = len(audio) / SAMPLE_RATE
+    clips = [x for a, b in gaps for x in (max(0.0, a - GAP_PAD_S), min(duration, b + GAP_PAD_S))]
+    segments, _ = model.transcribe(
+        audio,
+        language=language,
+        word_timestamps=True,
+        vad_filter=False,
+        clip_timestamps=clips,
+        condition_on_previous_text=False,
+        temperature=0.0,
+        beam_size=5,
+        max_new_tokens=GAP_MAX_TOKENS,
+    )
+    extra = [
+        {"text": w.word.strip(), "start": w.start, "end": w.end, "p": w.probability}
+        for segment in segments
+        for w in segment.words or []
+        if w.word.strip() and any(a <= w.start < b for a, b in gaps)  # words in the padding: heard already
+    ]
+    return sorted(heard + _drop_squeezed(extra, duration), key=lambda w: w["start"])
 
 
 def _drop_squeezed(words: list[dict[str, Any]], duration: float) -> list[dict[str, Any]]:
@@ -253,6 +309,7 @@ def align(
     heard, detected = _heard_words(model, audio, language, on_progress, "transcribing", 0.5)
     language = language or detected
     speech = speech_map(audio)
+    heard = _fill_gaps(model, audio, language, heard, speech)
     line_of = [k for k, line in enumerate(lines) for _ in line]
     anchors = _anchors(given, heard, duration)
     for i in alignment.line_outliers({i: w["start"] for i, w in anchors.items()}, line_of):
@@ -266,11 +323,11 @@ def align(
     timed = _align_windows(model, language, audio, lines, spans, on_progress)
     aligned = [(s, e) for s, e, _ in timed]
     merged, source = alignment.reconcile(aligned, anchor_times, weights, line_of, speech)
-    outliers = alignment.line_outliers({i: t[0] for i, t in enumerate(merged)}, line_of)
-    if outliers:
-        kept = {i: t for i, t in enumerate(merged) if i not in outliers}
+    suspects = _suspects(merged, source, estimates, line_of)
+    if suspects:  # drift: the doubtful words are placed again from the words kept and the voice activity
+        kept = {i: t for i, t in enumerate(merged) if i not in suspects and source[i] != "estimated"}
         merged = alignment.estimate_times(weights, line_of, kept, speech)
-        source = ["estimated" if i in outliers else src for i, src in enumerate(source)]
+        source = [src if i in kept else "estimated" for i, src in enumerate(source)]
     bias = _onset_bias(model)
     times = alignment.snap_to_speech([(max(0.0, s - bias), max(0.0, e - bias)) for s, e in merged], speech)
     times = alignment.monotonic(times)
@@ -280,6 +337,25 @@ def align(
     ]
     on_progress(1.0, "aligning")
     return LyricsTiming(language, _timed_lines(lines, times, confidence), {"alignment": model_name(model)})
+
+
+def _suspects(
+    times: list[tuple[float, float]], source: list[str], estimates: list[tuple[float, float]], line_of: list[int]
+) -> set[int]:
+    """Aligned words not to trust: far (> DRIFT_S) from where the anchors and the voice activity
+    put them, piled onto the previous word's onset, or cut off from the rest of their line."""
+    out = {
+        i
+        for i, src in enumerate(source)
+        if src == "aligned" and abs(times[i][0] - estimates[i][0]) > DRIFT_S
+    }
+    out |= {
+        i
+        for i in range(1, len(times))
+        if source[i] == "aligned" and times[i][0] - times[i - 1][0] < PILED_S
+    }
+    out |= alignment.line_outliers({i: t[0] for i, t in enumerate(times)}, line_of)
+    return {i for i in out if source[i] != "heard"}
 
 
 def _timed_lines(
