@@ -79,3 +79,24 @@ def test_quality_summary_and_review_flags():
     lines = timing.to_dict()["lines"]
     assert lines[1]["needs_review"] is True and lines[0]["confidence"] == 0.85
     assert LyricsTiming.from_dict(timing.to_dict()).quality() == q  # the extra line keys read back
+
+
+def test_chorus_marker_without_lines_repeats_the_chorus():
+    text = "[Verse 1]\nfirst verse\n\n[Chorus]\nsing it\nloud\n\n[Verse 2]\nsecond verse\n\n[Chorus]\n\n[Outro]\nbye\n"
+    assert [" ".join(w) for w in parse_lyrics(text)] == [
+        "first verse", "sing it", "loud", "second verse", "sing it", "loud", "bye",
+    ]
+
+
+def test_repeat_marks_on_a_line_and_on_their_own_line():
+    text = "hey now (x2)\nthat's it 3x\n\nla la\nlo lo\n(x2)\n[Chorus x2]\nchorus line\n"
+    assert [" ".join(w) for w in parse_lyrics(text)] == [
+        "hey now", "hey now", "that's it", "that's it", "that's it",
+        "la la", "lo lo", "la la", "lo lo", "chorus line", "chorus line",
+    ]
+
+
+def test_bracketed_sung_line_is_kept_and_repeat_counts_are_bounded():
+    assert parse_lyrics("[MESSAGE REDACTED]\n[Chorus: Both]\nx\n") == [["[MESSAGE", "REDACTED]"], ["x"]]
+    assert len(parse_lyrics("go (x99)")) == 8
+    assert parse_lyrics("Matrix x\nBox 2\n") == [["Matrix", "x"], ["Box", "2"]]
