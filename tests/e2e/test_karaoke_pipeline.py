@@ -12,6 +12,7 @@ import pytest
 import requests
 import socketio
 
+from app.audio.ultrastar import parse_ultrastar
 from tests.e2e.karaoke_checks import check_karaoke_mp3, check_lrc, check_timing_json, check_words_lrc, lyrics_lines
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -82,7 +83,7 @@ def test_upload_auto_process_makes_karaoke(stack, shared_data, tmp_path):
     detail = requests.get(f"{stack.url}/api/v1/songs/{song['id']}", headers=headers, timeout=10).json()
     assert detail["karaoke"]["status"] == "completed", detail
     files = detail["karaoke"]["files"]
-    assert set(files) == {"karaoke_mp3", "lrc", "words_lrc", "lyrics_json", "ass", "srt", "vtt"}
+    assert set(files) == {"karaoke_mp3", "lrc", "words_lrc", "lyrics_json", "ass", "srt", "vtt", "ultrastar", "pitch"}
     quality = detail["karaoke"]["quality"]
     assert quality["words"] == quality["words_timed"] == 316 and 0 < quality["mean_confidence"] <= 1
     assert 0 <= quality["share_flagged"] < 0.5
@@ -102,10 +103,15 @@ def test_upload_auto_process_makes_karaoke(stack, shared_data, tmp_path):
         check_lrc(got[name], len(lines), fmt)
     check_words_lrc(got["words_lrc"].read_text(encoding="utf-8"), sum(len(x) for x in lines))
     check_timing_json(json.loads(got["lyrics_json"].read_text()), lines, song_dir / "words.json", 0.80)
+    ultrastar = parse_ultrastar(got["ultrastar"].read_bytes())
+    assert ultrastar.headers["MP3"].endswith(" (karaoke).mp3") and len(ultrastar.phrases) == len(lines)
+    pitch = requests.get(f"{stack.url}/api/v1/songs/{song['id']}/pitch", headers=headers, timeout=10).json()
+    assert len(pitch["notes"]) >= quality["words"] and sum(n["measured"] for n in pitch["notes"]) > 250
 
     # files lie in Karaoke-pjesme/<song-id>-<slug>/ and stems in outputs/<song-id>/<model>/
     folder = next((stack.root / "data" / "Karaoke-pjesme").glob(f"{song['id']}-*"))
-    assert {p.suffix for p in folder.iterdir()} == {".mp3", ".lrc", ".json", ".ass", ".srt", ".vtt"}
+    assert {p.suffix for p in folder.iterdir()} == {".mp3", ".lrc", ".json", ".ass", ".srt", ".vtt", ".txt"}
+    assert (folder / ultrastar.headers["MP3"]).is_file()
     stems = stack.root / "data" / "outputs" / song["id"] / "spleeter"
     assert {p.name for p in stems.iterdir()} == {"vocals.flac", "instrumental.flac", "vocals.mp3", "instrumental.mp3"}
 
@@ -165,7 +171,8 @@ def test_cli_karaoke_make(stack, shared_data):
                        "--language", "en", "--title", TITLE, "--artist", ARTIST, "--user", "bob", timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr + stack.tail()
     paths = dict(re.findall(r"^(\w+): (/.+)$", done.stdout, re.M))
-    assert set(paths) == {"karaoke_mp3", "lrc", "words_lrc", "lyrics_json", "ass", "srt", "vtt"}, done.stdout
+    assert set(paths) == {"karaoke_mp3", "lrc", "words_lrc", "lyrics_json", "ass", "srt", "vtt", "ultrastar",
+                          "pitch"}, done.stdout
     lines = lyrics_lines(song_dir / "lyrics.txt")
     check_karaoke_mp3(Path(paths["karaoke_mp3"]), lines, TITLE, ARTIST)
     check_lrc(Path(paths["lrc"]), len(lines))
