@@ -268,15 +268,31 @@ def _align_windows(
     audio: np.ndarray,
     lines: list[list[str]],
     spans: list[tuple[float, float]],
+    todo: list[bool],
     on_progress: ProgressCallback,
-) -> list[tuple[float, float, float]]:
-    """Force-align the lines in windows of <= 30 s planned around their estimated ``spans``."""
-    windows = alignment.plan_windows(spans, len(audio) / SAMPLE_RATE, line_words=[len(ln) for ln in lines])
-    tokenizer = _tokenizer(model, language)
-    timed: list[tuple[float, float, float]] = []
+) -> dict[int, tuple[float, float, float]]:
+    """Force-align the lines marked in ``todo`` in windows of <= 30 s planned around their estimated
+    ``spans`` (each run of consecutive lines on its own); word index -> (start, end, probability)."""
+    first = np.cumsum([0] + [len(line) for line in lines])
+    runs: list[tuple[int, int]] = []
+    for k, flag in enumerate(todo):
+        if flag and runs and runs[-1][1] == k:
+            runs[-1] = (runs[-1][0], k + 1)
+        elif flag:
+            runs.append((k, k + 1))
+    windows = [
+        (t0, t1, a + lo, b + lo)
+        for lo, hi in runs
+        for t0, t1, a, b in alignment.plan_windows(
+            spans[lo:hi], len(audio) / SAMPLE_RATE, line_words=[len(ln) for ln in lines[lo:hi]]
+        )
+    ]
+    tokenizer = _tokenizer(model, language) if windows else None
+    timed: dict[int, tuple[float, float, float]] = {}
     for n, (t0, t1, a, b) in enumerate(windows):
         on_progress(0.5 + 0.5 * n / len(windows), "aligning")
-        timed.extend(_align_window(model, tokenizer, audio, t0, t1, [w for line in lines[a:b] for w in line]))
+        words = [w for line in lines[a:b] for w in line]
+        timed.update(enumerate(_align_window(model, tokenizer, audio, t0, t1, words), start=int(first[a])))
     return timed
 
 
@@ -286,15 +302,25 @@ def align(
     model: Any,
     language: str | None = None,
     on_progress: ProgressCallback = no_progress,
+    previous: LyricsTiming | None = None,
+    keep_unchanged: bool = True,
 ) -> LyricsTiming:
     """Time every word of known lyrics against a vocals stem (forced alignment).
 
     The result has exactly the lines and words of ``parse_lyrics(lyrics_text)``, each with start
-    and end in seconds and a confidence in 0..1 (0 for words whose time was interpolated).
+    and end in seconds and a confidence in 0..1 (0 for words whose time was estimated).
     How: a transcription with word timestamps locates the sung text (its words are paired with the
-    given ones by an edit-distance alignment), the given lines are force-aligned in windows of up
-    to 30 s planned from those anchors, disagreements are resolved in favour of the anchors, and
-    onsets are moved out of silences detected on the vocals.
+    given ones by an edit-distance alignment; sung stretches it skipped are transcribed again on
+    their own), words without a reliable pair are placed on the sung stretches between the paired
+    ones, the lines are force-aligned in windows of up to 30 s planned from those estimates, and
+    drift is caught: an aligned word far from its estimate, piled onto its neighbour or cut off
+    from its line is placed again from the words kept. Onsets are corrected for the model's bias
+    and moved out of silences detected on the vocals.
+
+    ``previous`` (an earlier timing of these lyrics, or one imported from LRC / UltraStar) replaces
+    the transcription: with ``keep_unchanged`` its lines whose text is unchanged keep their timing
+    exactly and only the other lines are aligned, between them (a lyrics edit); without it, every
+    line is aligned again around the previous times (an import refined against the audio).
     Stages: "transcribing" (fractions 0-0.5) then "aligning". Raises ValueError when the lyrics
     contain no words; a JobCanceled raised by ``on_progress`` stops the work.
     """
@@ -303,40 +329,76 @@ def align(
     if not given:
         raise ValueError("the lyrics contain no words")
     audio = to_16k_mono(wf)
-    duration = len(audio) / SAMPLE_RATE
     if not getattr(model.model, "is_multilingual", True):
         language = "en"
-    heard, detected = _heard_words(model, audio, language, on_progress, "transcribing", 0.5)
-    language = language or detected
-    speech = speech_map(audio)
-    heard = _fill_gaps(model, audio, language, heard, speech)
+    bias = _onset_bias(model)
     line_of = [k for k, line in enumerate(lines) for _ in line]
-    anchors = _anchors(given, heard, duration)
-    for i in alignment.line_outliers({i: w["start"] for i, w in anchors.items()}, line_of):
-        del anchors[i]
-    anchor_times = {i: (w["start"], w["end"]) for i, w in anchors.items()}
-    weights = [len(normalize_word(w)) + 1 for w in given]
-    estimates = alignment.estimate_times(weights, line_of, anchor_times, speech)
     first = np.cumsum([0] + [len(line) for line in lines])
+    weights = [len(normalize_word(w)) + 1 for w in given]
+    speech = speech_map(audio)
+    prior = _previous_words(previous, lines) if previous is not None else {}
+    fixed = prior if keep_unchanged else {}
+    heard_p: dict[int, float] = {}
+    if previous is not None and (prior or not keep_unchanged):
+        language = language or previous.language or _detect_language(model, audio)
+        on_progress(0.5, "aligning")
+        anchor_times = {i: (s + bias, e + bias) for i, (s, e, _) in fixed.items()}
+        guide = {i: (s + bias, e + bias) for i, (s, e, _) in prior.items()}
+    else:
+        heard, detected = _heard_words(model, audio, language, on_progress, "transcribing", 0.5)
+        language = language or detected
+        heard = _fill_gaps(model, audio, language, heard, speech)
+        anchors = _anchors(given, heard, len(audio) / SAMPLE_RATE)
+        for i in alignment.line_outliers({i: w["start"] for i, w in anchors.items()}, line_of):
+            del anchors[i]
+        anchor_times = guide = {i: (w["start"], w["end"]) for i, w in anchors.items()}
+        heard_p = {i: float(w["p"]) for i, w in anchors.items()}
+    estimates = alignment.estimate_times(weights, line_of, guide, speech)
     spans = [(estimates[first[k]][0], estimates[first[k + 1] - 1][1]) for k in range(len(lines))]
+    todo = [any(i not in fixed for i in range(first[k], first[k + 1])) for k in range(len(lines))]
 
-    timed = _align_windows(model, language, audio, lines, spans, on_progress)
-    aligned = [(s, e) for s, e, _ in timed]
+    timed = _align_windows(model, language, audio, lines, spans, todo, on_progress)
+    aligned = [timed[i][:2] if i in timed else anchor_times[i] for i in range(len(given))]
     merged, source = alignment.reconcile(aligned, anchor_times, weights, line_of, speech)
-    suspects = _suspects(merged, source, estimates, line_of)
+    suspects = _suspects(merged, source, estimates, line_of) - set(fixed)
     if suspects:  # drift: the doubtful words are placed again from the words kept and the voice activity
         kept = {i: t for i, t in enumerate(merged) if i not in suspects and source[i] != "estimated"}
         merged = alignment.estimate_times(weights, line_of, kept, speech)
         source = [src if i in kept else "estimated" for i, src in enumerate(source)]
-    bias = _onset_bias(model)
     times = alignment.snap_to_speech([(max(0.0, s - bias), max(0.0, e - bias)) for s, e in merged], speech)
-    times = alignment.monotonic(times)
+    times = alignment.monotonic([fixed[i][:2] if i in fixed else t for i, t in enumerate(times)])
     confidence = [
-        timed[i][2] if src == "aligned" else float(anchors[i]["p"]) if src == "heard" else 0.0
+        fixed[i][2] if i in fixed
+        else timed[i][2] if src == "aligned" and i in timed
+        else heard_p.get(i, 0.0) if src in ("aligned", "heard")
+        else 0.0
         for i, src in enumerate(source)
     ]
     on_progress(1.0, "aligning")
     return LyricsTiming(language, _timed_lines(lines, times, confidence), {"alignment": model_name(model)})
+
+
+def _previous_words(previous: LyricsTiming, lines: list[list[str]]) -> dict[int, tuple[float, float, float]]:
+    """Word index in ``lines`` -> (start, end, confidence) from ``previous``, for the lines whose
+    text is unchanged (paired in order, as an edit leaves the lines around it in place)."""
+    from difflib import SequenceMatcher
+
+    old = [[w.text for w in line.words] for line in previous.lines]
+    first = np.cumsum([0] + [len(line) for line in lines])
+    out: dict[int, tuple[float, float, float]] = {}
+    matcher = SequenceMatcher(a=[" ".join(x) for x in old], b=[" ".join(x) for x in lines], autojunk=False)
+    for block in matcher.get_matching_blocks():
+        for k in range(block.size):
+            for j, w in enumerate(previous.lines[block.a + k].words):
+                out[int(first[block.b + k]) + j] = (w.start, w.end, w.confidence)
+    return out
+
+
+def _detect_language(model: Any, audio: np.ndarray) -> str:
+    if not getattr(model.model, "is_multilingual", True):
+        return "en"
+    language, _, _ = model.detect_language(audio, vad_filter=True)
+    return str(language)
 
 
 def _suspects(

@@ -13,7 +13,7 @@ bp = Blueprint("songs", __name__, url_prefix="/api/v1/songs")
 @jwt_required()
 def create():
     user = current_user()
-    upload_request = parse_upload_form(request.form)
+    upload_request = parse_upload_form(request.form, request.files)
     song = ingest_upload(user, request.files.get("file"), upload_request)
     jobs = song_service.start_auto(song, upload_request) if upload_request.auto_process else []
     return jsonify(song_service.song_detail(song, started=jobs)), 201

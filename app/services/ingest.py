@@ -17,7 +17,7 @@ from app.errors import ApiError
 from app.extensions import db
 from app.models import Song, User
 from app.services import storage
-from app.services.lyrics import MAX_LYRICS_CHARS, add_revision
+from app.services.lyrics import MAX_LYRICS_CHARS, add_revision, check_lyrics
 
 AUDIO_SUFFIXES = {".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".webm", ".aif", ".aiff"}
 TRUE_WORDS = {"true", "1", "yes", "on"}
@@ -66,10 +66,24 @@ def _text(form: dict[str, Any], name: str, limit: int = 255) -> str | None:
     return value or None
 
 
-def parse_upload_form(form: dict[str, Any]) -> UploadRequest:
+def _lyrics(form: dict[str, Any], files: Any) -> str | None:
+    """The ``lyrics`` text field, or a ``lyrics_file`` upload (plain text, LRC or UltraStar, UTF-8)."""
+    upload = files.get("lyrics_file") if files is not None else None
+    if upload is not None and upload.filename:
+        raw = upload.stream.read(MAX_LYRICS_CHARS * 4 + 1)
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ApiError(400, "invalid_lyrics", "lyrics_file must be UTF-8 text") from None
+    else:
+        text = form.get("lyrics") or ""
+    return check_lyrics(text) or None if text.strip() else None
+
+
+def parse_upload_form(form: dict[str, Any], files: Any = None) -> UploadRequest:
     from app.services.models_catalog import check_separation_model, check_transcription_model
 
-    lyrics = _text(form, "lyrics", MAX_LYRICS_CHARS)
+    lyrics = _lyrics(form, files)
     return UploadRequest(
         title=_text(form, "title"),
         artist=_text(form, "artist"),

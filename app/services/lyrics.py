@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.audio.lyrics import parse_lyrics
+from app.audio.timed_lyrics import imported_timing, lyrics_text, timing_format
 from app.errors import ApiError
 from app.extensions import db
 from app.models import Job, LyricsRevision, Song, User
@@ -18,15 +19,27 @@ def lyrics_history(song: Song) -> dict[str, Any]:
     return {"current": song.lyrics, "revisions": [r.to_dict() for r in song.lyrics_revisions]}
 
 
+def check_lyrics(text: str) -> str:
+    """Lyrics as stored (stripped, so the same text means the same cache key): plain text, or an
+    LRC / UltraStar file whose timing becomes the starting point of the alignment.
+    400 ``invalid_lyrics`` for a malformed LRC / UltraStar text or text without words."""
+    text = text.strip()
+    if len(text) > MAX_LYRICS_CHARS:
+        raise ApiError(400, "invalid_parameter", f"lyrics is longer than {MAX_LYRICS_CHARS} characters")
+    try:
+        imported = imported_timing(text)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_lyrics", f"The {timing_format(text)} lyrics cannot be read: {exc}") from None
+    if not any(parse_lyrics(lyrics_text(imported) if imported else text)):
+        raise ApiError(400, "invalid_lyrics", "The lyrics contain no words to time")
+    return text
+
+
 def _checked(body: Any) -> str:
     text = body.get("lyrics") if isinstance(body, dict) else None
     if not isinstance(text, str) or not text.strip():
         raise ApiError(400, "invalid_parameter", "Send JSON {\"lyrics\": \"...\"} with the full corrected text")
-    if len(text) > MAX_LYRICS_CHARS:
-        raise ApiError(400, "invalid_parameter", f"lyrics is longer than {MAX_LYRICS_CHARS} characters")
-    if not any(parse_lyrics(text)):
-        raise ApiError(400, "invalid_parameter", "The lyrics contain no words to time")
-    return text.strip()  # stored as uploads store it, so the same text means the same cache key
+    return check_lyrics(text)
 
 
 def add_revision(song: Song, text: str, author: User | None) -> LyricsRevision:

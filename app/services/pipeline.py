@@ -18,6 +18,7 @@ from flask import current_app
 
 from app.audio import separation, whisper_models
 from app.audio.io import decode, write_audio
+from app.audio.timed_lyrics import imported_timing, lyrics_text, timing_format
 from app.audio.types import LyricsTiming, Waveform
 from app.errors import ApiError
 from app.extensions import db
@@ -213,12 +214,17 @@ def transcribe_work(job: Job, progress: Progress) -> dict[str, Any]:
     wave = decode(vocals.path, sample_rate=16000, channels=1)
     started = time.perf_counter()
     step = progress.scaled(0.05, 0.95)
-    if song.lyrics:
-        timing = align(wave, song.lyrics, model, language=song.language, on_progress=step)
+    previous = _previous_timing(job)
+    if song.lyrics and (imported := imported_timing(song.lyrics, song.language or "")):
+        mode = f"align {timing_format(song.lyrics)}"  # the file's timing refined against the audio
+        timing = align(wave, lyrics_text(imported), model, language=song.language, on_progress=step,
+                       previous=imported, keep_unchanged=False)
+    elif song.lyrics:  # after an edit only the changed lines are aligned again
+        timing = align(wave, song.lyrics, model, language=song.language, on_progress=step, previous=previous)
     else:
         timing = transcribe(wave, model, language=song.language, on_progress=step)
     compute_seconds = time.perf_counter() - started
-    timing, lines_kept = _keep_previous_lines(job, timing)
+    lines_kept = _lines_kept(previous, timing) if previous and mode == "align" else 0
     timing.models.update({"separation": vocals.model or "", "transcription": name})
     final_dir = storage.output_dir(song.id) / "lyrics"
     with _Staging(final_dir, job) as staging:
@@ -231,14 +237,21 @@ def transcribe_work(job: Job, progress: Progress) -> dict[str, Any]:
             "quality": timing.quality()}
 
 
-def _keep_previous_lines(job: Job, timing: LyricsTiming) -> tuple[LyricsTiming, int]:
-    """After a lyrics edit, lines whose text did not change keep the timing they had."""
-    from app.audio.lyrics_edit import keep_unchanged_lines
-
+def _previous_timing(job: Job) -> LyricsTiming | None:
+    """The timing a lyrics edit started from (job param ``previous_timing``), if still on disk."""
     previous = db.session.get(Artifact, job.params.get("previous_timing") or "")
-    if previous is None or not job.song.lyrics or not Path(previous.path).exists():
-        return timing, 0
-    return keep_unchanged_lines(LyricsTiming.from_dict(json.loads(Path(previous.path).read_text())), timing)
+    if previous is None or not Path(previous.path).exists():
+        return None
+    return LyricsTiming.from_dict(json.loads(Path(previous.path).read_text()))
+
+
+def _lines_kept(previous: LyricsTiming, timing: LyricsTiming) -> int:
+    """Lines whose text and word times are exactly as in ``previous``."""
+    def key(line: Any) -> tuple[Any, ...]:
+        return line.text, tuple((w.start, w.end) for w in line.words)
+
+    before = {key(line) for line in previous.lines}
+    return sum(1 for line in timing.lines if key(line) in before)
 
 
 def karaoke_work(job: Job, progress: Progress) -> dict[str, Any]:
@@ -266,7 +279,7 @@ def karaoke_work(job: Job, progress: Progress) -> dict[str, Any]:
     final_dir = storage.karaoke_dir(song.id, slug)
     with _Staging(final_dir, job) as staging:
         written = write_karaoke_files(Path(instrumental.path), timing, song.title, song.artist or "", song.album,
-                                      staging, slug, plain_lyrics=song.lyrics, pitch=analysis)
+                                      staging, slug, plain_lyrics=lyrics_text(timing), pitch=analysis)
         progress(0.95, "publishing")
         moved = _publish(staging, final_dir)
     stored = _store(job, {kind: moved[path.name] for kind, path in written.items()}, None, key)

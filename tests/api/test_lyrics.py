@@ -36,8 +36,15 @@ def test_each_edit_is_a_revision_and_starts_a_retiming(client, auth, shared_data
 def test_bad_lyrics_bodies(client, auth, shared_data):
     song = _song(client, auth, shared_data)
     url = f"/api/v1/songs/{song['id']}/lyrics"
-    for body in (None, {}, {"lyrics": ""}, {"lyrics": 42}, {"lyrics": "[Chorus]\n[Verse]"}, {"lyrics": "x" * 50_001}):
+    cases = [
+        (None, "invalid_parameter"), ({}, "invalid_parameter"), ({"lyrics": ""}, "invalid_parameter"),
+        ({"lyrics": 42}, "invalid_parameter"), ({"lyrics": "x" * 50_001}, "invalid_parameter"),
+        ({"lyrics": "[Chorus]\n[Verse]"}, "invalid_lyrics"),
+        ({"lyrics": "#TITLE:A\n#ARTIST:B\n#BPM:300\n: 0 4 x la\nE"}, "invalid_lyrics"),  # pitch not a number
+        ({"lyrics": "[00:01.00]one\ntwo\n[00:03.00]three"}, "invalid_lyrics"),  # an untimed line in an LRC
+    ]
+    for body, code in cases:
         resp = client.put(url, headers=auth, json=body)
         assert resp.status_code == 400, body
-        assert resp.get_json()["error"]["code"] == "invalid_parameter"
+        assert resp.get_json()["error"]["code"] == code, body
     assert client.get(url, headers=auth).get_json()["revisions"] == []
