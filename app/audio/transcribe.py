@@ -25,6 +25,8 @@ MAX_LINE_CHARS = 48
 DRIFT_S = 1.5
 """An aligned word further than this (seconds) from its anchor-based estimate is re-aligned."""
 PILED_S = 0.02
+UNMATCHED_WORDS = 4
+"""Heard words in a row that no given word explains before they are reported as unmatched singing."""
 GAP_PAD_S = 0.3
 GAP_MAX_TOKENS = 120
 ONSET_BIAS_S = {"tiny.en": 0.10, "base": -0.10}
@@ -339,6 +341,7 @@ def align(
     prior = _previous_words(previous, lines) if previous is not None else {}
     fixed = prior if keep_unchanged else {}
     heard_p: dict[int, float] = {}
+    heard: list[dict[str, Any]] = []
     if previous is not None and (prior or not keep_unchanged):
         language = language or previous.language or _detect_language(model, audio)
         on_progress(0.5, "aligning")
@@ -375,7 +378,38 @@ def align(
         for i, src in enumerate(source)
     ]
     on_progress(1.0, "aligning")
-    return LyricsTiming(language, _timed_lines(lines, times, confidence), {"alignment": model_name(model)})
+    return LyricsTiming(language, _timed_lines(lines, times, confidence), {"alignment": model_name(model)},
+                        _unmatched(heard, times, bias))
+
+
+def _unmatched(
+    heard: list[dict[str, Any]], times: list[tuple[float, float]], bias: float, min_words: int = UNMATCHED_WORDS
+) -> list[dict[str, Any]]:
+    """Runs of at least ``min_words`` heard words (pauses under 2 s) that no given word's final
+    time covers: singing the lyrics do not contain."""
+    spans = sorted(times)
+    starts = np.array([s for s, _ in spans])
+    ends = np.maximum.accumulate(np.array([e for _, e in spans])) if spans else np.array([])
+
+    def covered(t: float) -> bool:
+        k = int(np.searchsorted(starts, t + 0.3, side="right")) - 1
+        return k >= 0 and ends[k] >= t - 0.3
+
+    runs: list[list[dict[str, Any]]] = []
+    for w in heard:
+        mid = (w["start"] + w["end"]) / 2 - bias
+        if covered(mid) or not normalize_word(w["text"]):
+            continue
+        if runs and w["start"] - runs[-1][-1]["end"] < 2.0:
+            runs[-1].append(w)
+        else:
+            runs.append([w])
+    return [
+        {"start": round(max(0.0, r[0]["start"] - bias), 3), "end": round(max(0.0, r[-1]["end"] - bias), 3),
+         "heard": " ".join(w["text"] for w in r)}
+        for r in runs
+        if len(r) >= min_words
+    ]
 
 
 def _previous_words(previous: LyricsTiming, lines: list[list[str]]) -> dict[int, tuple[float, float, float]]:

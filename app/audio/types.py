@@ -123,11 +123,15 @@ class LyricsTiming:
     language: str
     lines: list[Line]
     models: dict[str, str] = field(default_factory=dict)
+    unmatched: list[dict[str, Any]] = field(default_factory=list)
+    """Sung passages the lyrics do not contain: ``{"start", "end", "heard"}`` (what the
+    recogniser heard there), e.g. a verse missing from the given lyrics."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "language": self.language,
             "models": dict(self.models),
+            "unmatched": [dict(u) for u in self.unmatched],
             "lines": [
                 {
                     "start": round(line.start, 3),
@@ -160,7 +164,8 @@ class LyricsTiming:
             )
             for ld in data["lines"]
         ]
-        return cls(language=data.get("language", ""), lines=lines, models=dict(data.get("models", {})))
+        return cls(language=data.get("language", ""), lines=lines, models=dict(data.get("models", {})),
+                   unmatched=[dict(u) for u in data.get("unmatched", [])])
 
     @property
     def words(self) -> list[Word]:
@@ -168,7 +173,7 @@ class LyricsTiming:
 
     def quality(self) -> dict[str, Any]:
         """QA summary: words timed, lines flagged for review (and their share), mean word confidence,
-        words placed by interpolation (confidence 0)."""
+        words placed by interpolation (confidence 0), sung passages missing from the lyrics."""
         words = self.words
         flagged = sum(1 for line in self.lines if line.needs_review)
         return {
@@ -179,6 +184,7 @@ class LyricsTiming:
             "lines_flagged": flagged,
             "share_flagged": round(flagged / len(self.lines), 4) if self.lines else 0.0,
             "mean_confidence": round(sum(w.confidence for w in words) / len(words), 4) if words else 0.0,
+            "unmatched_passages": len(self.unmatched),
         }
 
 
