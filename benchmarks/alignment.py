@@ -113,6 +113,14 @@ def main() -> None:
     print(f"# separation=spleeter  whisper per language: {', '.join(f'{k}={v}' for k, v in names.items())}  "
           f"device=cpu int8  torch threads={torch.get_num_threads()}  OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}  "
           f"models_dir={models_dir}")
+    from app.audio import alignment as alignment_settings
+    from app.audio import transcribe as transcribe_settings
+
+    print(f"# settings: onset bias {transcribe_settings.ONSET_BIAS_S}, drift {transcribe_settings.DRIFT_S}s, "
+          f"piled {transcribe_settings.PILED_S}s, second pass over unheard singing >= 1 s "
+          f"(max {transcribe_settings.GAP_MAX_TOKENS} tokens), sung stretches split at "
+          f"{alignment_settings.REGION_GAP_S}s pauses, {alignment_settings.SECONDS_PER_WEIGHT}s per letter+1, "
+          f"VAD = Silero | level within {transcribe_settings.ENERGY_RANGE_DB} dB of the loud frames")
     models: dict[str, Any] = {}
     for lang, name in names.items():
         started = time.perf_counter()
