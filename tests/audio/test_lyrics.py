@@ -71,14 +71,15 @@ def test_quality_summary_and_review_flags():
     timing = LyricsTiming("en", [
         Line("sure thing", 1.0, 2.0, [Word("sure", 1.0, 1.4, 0.9), Word("thing", 1.5, 2.0, 0.8)]),
         Line("guess work", 3.0, 4.0, [Word("guess", 3.0, 3.5, 0.0), Word("work", 3.5, 4.0, 0.1)]),
-    ])
+    ], unmatched=[{"start": 5.0, "end": 7.5, "heard": "a verse the lyrics lack"}])
     assert [line.needs_review for line in timing.lines] == [False, True]
     q = timing.quality()
     assert q == {"words": 4, "words_timed": 4, "words_interpolated": 1, "lines": 2, "lines_flagged": 1,
-                 "share_flagged": 0.5, "mean_confidence": 0.45}
+                 "share_flagged": 0.5, "mean_confidence": 0.45, "unmatched_passages": 1}
     lines = timing.to_dict()["lines"]
     assert lines[1]["needs_review"] is True and lines[0]["confidence"] == 0.85
     assert LyricsTiming.from_dict(timing.to_dict()).quality() == q  # the extra line keys read back
+    assert LyricsTiming.from_dict(timing.to_dict()).unmatched == timing.unmatched
 
 
 def test_chorus_marker_without_lines_repeats_the_chorus():
