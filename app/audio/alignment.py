@@ -90,7 +90,7 @@ def _spread(speech: SpeechMap, s0: float, s1: float, cum: np.ndarray, t0: float,
 
 
 def _region_edges(
-    speech: SpeechMap, cum: np.ndarray, line_start: Sequence[bool], t0: float, t1: float, spw: float
+    speech: SpeechMap, cum: np.ndarray, kind: Sequence[int], t0: float, t1: float, spw: float
 ) -> list[float] | None:
     """Edges for words with cumulative weights ``cum`` placed on the sung stretches in [t0, t1].
 
@@ -98,10 +98,12 @@ def _region_edges(
     consecutive words (possibly none), chosen by dynamic programming: a stretch whose length
     differs from what its words need (``spw`` seconds per weight) costs the log of the ratio
     (stretching is cheap, sung vowels last; squeezing is not), a stretch left without words costs
-    more (singing that no word explains), and a stretch that begins inside a lyric line costs a
-    little (lines start after pauses). Within a stretch the words share its speech time by weight.
-    So a line of sustained vocalises ("ooh ooh ooh") lands one word per stretch, and unanchored
-    lines start where singing resumes. None when there is no speech in [t0, t1].
+    more (singing that no word explains), and a stretch whose first word is inside a lyric line
+    costs by the pause before it (``kind``: 0 a line's first word, free; 1 a repeated token such
+    as "ooh ooh" or "da da", one per held note, a flat 0.5; 2 a word inside a phrase, 0.5 plus
+    0.5 per second of pause). Within a stretch the words share its speech time by weight. So a
+    line of sustained vocalises lands one word per stretch, unanchored lines start where singing
+    resumes, and a phrase is not torn across an instrumental break. None when there is no speech.
     """
     regions = [(max(a, t0), min(b, t1)) for a, b in speech.regions(REGION_GAP_S) if b > t0 and a < t1]
     regions = [(a, b) for a, b in regions if b - a >= VAD_FRAME_S]
@@ -110,6 +112,7 @@ def _region_edges(
         return None
     need = np.diff(cum) * spw
     dur = [speech.speech_time(b) - speech.speech_time(a) for a, b in regions]
+    pause = [min(a - (regions[r - 1][1] if r else t0), 6.0) for r, (a, _) in enumerate(regions)]
 
     def fit(d: float, w: float) -> float:
         ratio = np.log((d + 0.3) / (w + 0.3))
@@ -127,8 +130,10 @@ def _region_edges(
             for j in range(max(0, i - MAX_REGION_WORDS), i):
                 if best[j, r - 1] == inf:
                     continue
-                mid_line = not line_start[j] and regions[r - 1][0] > t0 + VAD_FRAME_S
-                cost = best[j, r - 1] + fit(d, float(need[j:i].sum())) + (0.5 if mid_line else 0.0)
+                split = 0.0 if kind[j] == 0 or pause[r - 1] <= VAD_FRAME_S else 0.5
+                if kind[j] == 2:
+                    split += 0.5 * pause[r - 1]
+                cost = best[j, r - 1] + fit(d, float(need[j:i].sum())) + split
                 if cost < best[i, r]:
                     best[i, r], back[i, r] = cost, j
     if best[n, r_count] == inf:
@@ -156,7 +161,7 @@ def _gap_edges(
     t0: float,
     t1: float,
     spw: float,
-    line_start: Sequence[bool],
+    kind: Sequence[int],
 ) -> list[float]:
     """Word edges for an unanchored run between times t0 and t1: ``head`` words packed right
     after t0, ``tail`` words right before t1 (``spw`` seconds per weight: line-mates are sung
@@ -168,7 +173,7 @@ def _gap_edges(
     mid = cum[head : n - tail + 1] - cum[head]
     middle: list[float] = []
     if len(mid) > 1:
-        placed = _region_edges(speech, mid, line_start[head : n - tail], h_end, t_start, SECONDS_PER_WEIGHT)
+        placed = _region_edges(speech, mid, kind[head : n - tail], h_end, t_start, SECONDS_PER_WEIGHT)
         if placed is None:
             placed = _spread(speech, speech.speech_time(h_end), speech.speech_time(t_start), mid, h_end, t_start)
         middle = placed[:-1]
@@ -185,12 +190,14 @@ def estimate_times(
     anchors: dict[int, tuple[float, float]],
     speech: SpeechMap,
     seconds_per_weight: float | None = None,
+    texts: Sequence[str] | None = None,
 ) -> list[tuple[float, float]]:
     """Rough (start, end) for every word: anchors as given, the rest placed in speech time.
 
     ``weights`` (one per word, e.g. letters + 1) decide how much speech time each word gets
     (``seconds_per_weight`` each where it is not bounded by anchors); ``line_of`` gives each word's
-    line. Unanchored words that share a line with the anchor before (after) them are packed right
+    line; ``texts`` (normalised words) tells repeated tokens apart (see :func:`_region_edges`).
+    Unanchored words that share a line with the anchor before (after) them are packed right
     after (before) it, so a line's first word is not pulled back across a pause; words of
     unanchored lines are spread over the speech between (before the first anchor: from the first
     speech on; after the last: up to the end of the last speech). Without anchors, words are
@@ -200,10 +207,13 @@ def estimate_times(
     n = len(weights)
     w = np.asarray(weights, dtype=float)
     total = speech.speech_time(speech.duration)
-    line_start = [i == 0 or line_of[i] != line_of[i - 1] for i in range(n)]
+    kind = [
+        0 if i == 0 or line_of[i] != line_of[i - 1] else 1 if texts and texts[i] == texts[i - 1] else 2
+        for i in range(n)
+    ]
     if not anchors:
         cum = np.concatenate([[0.0], np.cumsum(w)])
-        edges = _region_edges(speech, cum, line_start, 0.0, speech.duration, seconds_per_weight)
+        edges = _region_edges(speech, cum, kind, 0.0, speech.duration, seconds_per_weight)
         if edges is None:
             edges = _spread(speech, 0.0, total, cum, 0.0, speech.duration)
         return [(edges[i], edges[i + 1]) for i in range(n)]
@@ -235,7 +245,7 @@ def estimate_times(
             if line_of[a] == line_of[b]:
                 head = tail = 0
         spw = min(seconds_per_weight, (t1 - t0) / cum[-1])
-        edges = _gap_edges(speech, cum, head, tail, t0, t1, spw, [line_start[i] for i in idx])
+        edges = _gap_edges(speech, cum, head, tail, t0, t1, spw, [kind[i] for i in idx])
         for k, i in enumerate(idx):
             result[i] = (edges[k], max(edges[k], edges[k + 1]))
     return [r if r is not None else (0.0, 0.0) for r in result]
@@ -287,15 +297,17 @@ def reconcile(
 ) -> tuple[list[tuple[float, float]], list[str]]:
     """Merge window alignment with transcription anchors; return (times, source per word).
 
-    Anchored words keep the aligned time unless it is more than ``tolerance`` seconds from the
-    anchor (then the anchor wins: source "heard"). Unanchored words keep the aligned time
+    Anchored words take the mean of the aligned and the heard time (two estimates from different
+    contexts: measured better than either alone on every evaluation song) unless they are more
+    than ``tolerance`` seconds apart (then the anchor wins: source "heard"). Unanchored words keep the aligned time
     ("aligned") when it lies between the neighbouring anchored words; the others are
     re-estimated from all kept times ("estimated").
     """
     fixed, source = {}, ["estimated"] * len(aligned)
     for i, anchor in anchors.items():
         close = abs(aligned[i][0] - anchor[0]) <= tolerance
-        fixed[i], source[i] = (aligned[i], "aligned") if close else (anchor, "heard")
+        mean = ((aligned[i][0] + anchor[0]) / 2, (aligned[i][1] + anchor[1]) / 2)
+        fixed[i], source[i] = (mean, "aligned") if close else (anchor, "heard")
     keys = sorted(fixed)
     kept = dict(fixed)
     prev_start, k = -1.0, 0

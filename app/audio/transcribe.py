@@ -356,7 +356,8 @@ def align(
             del anchors[i]
         anchor_times = guide = {i: (w["start"], w["end"]) for i, w in anchors.items()}
         heard_p = {i: float(w["p"]) for i, w in anchors.items()}
-    estimates = alignment.estimate_times(weights, line_of, guide, speech)
+    texts = [normalize_word(w) for w in given]
+    estimates = alignment.estimate_times(weights, line_of, guide, speech, texts=texts)
     spans = [(estimates[first[k]][0], estimates[first[k + 1] - 1][1]) for k in range(len(lines))]
     todo = [any(i not in fixed for i in range(first[k], first[k + 1])) for k in range(len(lines))]
 
@@ -366,7 +367,7 @@ def align(
     suspects = _suspects(merged, source, estimates, line_of) - set(fixed)
     if suspects:  # drift: the doubtful words are placed again from the words kept and the voice activity
         kept = {i: t for i, t in enumerate(merged) if i not in suspects and source[i] != "estimated"}
-        merged = alignment.estimate_times(weights, line_of, kept, speech)
+        merged = alignment.estimate_times(weights, line_of, kept, speech, texts=texts)
         source = [src if i in kept else "estimated" for i, src in enumerate(source)]
     times = alignment.snap_to_speech([(max(0.0, s - bias), max(0.0, e - bias)) for s, e in merged], speech)
     times = alignment.monotonic([fixed[i][:2] if i in fixed else t for i, t in enumerate(times)])
@@ -451,6 +452,10 @@ def _suspects(
         if source[i] == "aligned" and times[i][0] - times[i - 1][0] < PILED_S
     }
     out |= alignment.line_outliers({i: t[0] for i, t in enumerate(times)}, line_of)
+    # a line mostly gone wrong is placed again whole: its remaining words would hold the rest back
+    size = np.bincount(line_of)
+    bad = np.bincount([line_of[i] for i in out], minlength=len(size)) if out else np.zeros(len(size))
+    out |= {i for i, k in enumerate(line_of) if 2 * bad[k] >= size[k] > 1}
     return {i for i in out if source[i] != "heard"}
 
 
