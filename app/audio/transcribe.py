@@ -6,6 +6,7 @@ Times in the results are seconds from the start of the input.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -380,14 +381,19 @@ def align(
     ]
     on_progress(1.0, "aligning")
     return LyricsTiming(language, _timed_lines(lines, times, confidence), {"alignment": model_name(model)},
-                        _unmatched(heard, times, bias))
+                        _unmatched(heard, times, bias, previous.unmatched if previous and keep_unchanged else ()))
 
 
 def _unmatched(
-    heard: list[dict[str, Any]], times: list[tuple[float, float]], bias: float, min_words: int = UNMATCHED_WORDS
+    heard: list[dict[str, Any]],
+    times: list[tuple[float, float]],
+    bias: float,
+    earlier: Sequence[dict[str, Any]] = (),
+    min_words: int = UNMATCHED_WORDS,
 ) -> list[dict[str, Any]]:
     """Runs of at least ``min_words`` heard words (pauses under 2 s) that no given word's final
-    time covers: singing the lyrics do not contain."""
+    time covers: singing the lyrics do not contain. Passages reported ``earlier`` (before a
+    lyrics edit) stay reported unless the edited lyrics now cover them."""
     spans = sorted(times)
     starts = np.array([s for s, _ in spans])
     ends = np.maximum.accumulate(np.array([e for _, e in spans])) if spans else np.array([])
@@ -405,12 +411,13 @@ def _unmatched(
             runs[-1].append(w)
         else:
             runs.append([w])
-    return [
+    found = [
         {"start": round(max(0.0, r[0]["start"] - bias), 3), "end": round(max(0.0, r[-1]["end"] - bias), 3),
          "heard": " ".join(w["text"] for w in r)}
         for r in runs
         if len(r) >= min_words
     ]
+    return found + [dict(u) for u in earlier if not covered((u["start"] + u["end"]) / 2)]
 
 
 def _previous_words(previous: LyricsTiming, lines: list[list[str]]) -> dict[int, tuple[float, float, float]]:
