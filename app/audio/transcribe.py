@@ -345,9 +345,14 @@ def align(
     heard: list[dict[str, Any]] = []
     if previous is not None and (prior or not keep_unchanged):
         language = language or previous.language or _detect_language(model, audio)
-        on_progress(0.5, "aligning")
         anchor_times = {i: (s + bias, e + bias) for i, (s, e, _) in fixed.items()}
         guide = {i: (s + bias, e + bias) for i, (s, e, _) in prior.items()}
+        if keep_unchanged:  # the changed lines' stretches (between kept words) are transcribed alone
+            heard_in = _heard_between(model, audio, language, anchor_times, len(given))
+            found = {i: w for i, w in _anchors(given, heard_in, len(audio) / SAMPLE_RATE).items() if i not in fixed}
+            guide = anchor_times | {i: (w["start"], w["end"]) for i, w in found.items()}
+            heard_p = {i: float(w["p"]) for i, w in found.items()}
+        on_progress(0.5, "aligning")
     else:
         heard, detected = _heard_words(model, audio, language, on_progress, "transcribing", 0.5)
         language = language or detected
@@ -418,6 +423,47 @@ def _unmatched(
         if len(r) >= min_words
     ]
     return found + [dict(u) for u in earlier if not covered((u["start"] + u["end"]) / 2)]
+
+
+def _heard_between(
+    model: Any, audio: np.ndarray, language: str, kept: dict[int, tuple[float, float]], n: int
+) -> list[dict[str, Any]]:
+    """Words heard in the stretches between kept words where the words in between are not kept
+    (the changed lines of an edit), each stretch transcribed on its own."""
+    duration = len(audio) / SAMPLE_RATE
+    stretches, i = [], 0
+    while i < n:
+        if i in kept:
+            i += 1
+            continue
+        j = i
+        while j < n and j not in kept:
+            j += 1
+        a = kept[i - 1][1] if i - 1 in kept else 0.0
+        b = kept[j][0] if j in kept else duration
+        if b - a > 0.3:
+            stretches.append((a, b))
+        i = j
+    if not stretches:
+        return []
+    segments, _ = model.transcribe(
+        audio,
+        language=language,
+        word_timestamps=True,
+        vad_filter=False,
+        clip_timestamps=[x for a, b in stretches for x in (a, b)],
+        condition_on_previous_text=False,
+        temperature=0.0,
+        beam_size=5,
+        max_new_tokens=GAP_MAX_TOKENS,
+    )
+    words = [
+        {"text": w.word.strip(), "start": w.start, "end": w.end, "p": w.probability}
+        for segment in segments
+        for w in segment.words or []
+        if w.word.strip()
+    ]
+    return _drop_squeezed(words, duration)
 
 
 def _previous_words(previous: LyricsTiming, lines: list[list[str]]) -> dict[int, tuple[float, float, float]]:
