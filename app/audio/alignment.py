@@ -25,9 +25,12 @@ class SpeechMap:
     """Where the voice is active: one boolean per frame of VAD_FRAME_S seconds."""
 
     speech: np.ndarray
+    loud: np.ndarray | None = None
+    """Frames loud enough to be singing by level alone (no voice-detector smoothing), if known."""
 
     def __post_init__(self) -> None:
         self.speech = np.asarray(self.speech, dtype=bool)
+        self.loud = self.speech if self.loud is None else np.asarray(self.loud, dtype=bool)
         self.probs = self.speech  # frame count via len()
         self.cumulative = np.concatenate([[0.0], np.cumsum(self.speech) * VAD_FRAME_S])
 
@@ -373,6 +376,32 @@ def snap_to_speech(
             offset = speech.last_offset(end, start)
             if offset is not None and offset > start:
                 end = offset
+        out.append((start, max(end, start)))
+    return out
+
+
+def skip_leading_pauses(
+    times: list[tuple[float, float]], speech: SpeechMap, min_pause: float = 0.08, reach: float = 0.4
+) -> list[tuple[float, float]]:
+    """Move a word's onset past a pause it would otherwise begin with: when the level drops to
+    silence (at least ``min_pause`` seconds of quiet frames) within ``reach`` seconds after the
+    onset and the word goes on after it, the onset was put on the fading end of the previous
+    word (a short word after a held note is often pulled back so), and the word starts where the
+    voice comes back."""
+    out: list[tuple[float, float]] = []
+    quiet = ~speech.loud
+    for k, (start, end) in enumerate(times):
+        limit = min(end, times[k + 1][0] if k + 1 < len(times) else end) - 0.05
+        lo = int(start / VAD_FRAME_S)
+        hi = min(int((start + reach) / VAD_FRAME_S) + 1, len(quiet))
+        run_start = next((f for f in range(lo, hi) if quiet[f]), None)
+        if run_start is not None:
+            run_end = run_start
+            while run_end < len(quiet) and quiet[run_end]:
+                run_end += 1
+            resume = run_end * VAD_FRAME_S
+            if (run_end - run_start) * VAD_FRAME_S >= min_pause and resume < limit:
+                start = resume
         out.append((start, max(end, start)))
     return out
 

@@ -249,7 +249,7 @@ def speech_map(audio: np.ndarray) -> alignment.SpeechMap:
     silero = np.asarray(get_vad_model()(padded), dtype=np.float32).reshape(-1)[:n] >= 0.5
     level = 10 * np.log10((padded.reshape(n, frame) ** 2).mean(axis=1) + 1e-12)
     loud = level >= np.percentile(level, 95) - ENERGY_RANGE_DB
-    return alignment.SpeechMap(loud | silero)
+    return alignment.SpeechMap(loud | silero, loud)
 
 
 def _anchors(given: list[str], heard: list[dict[str, Any]], duration: float) -> dict[int, dict[str, Any]]:
@@ -375,7 +375,9 @@ def align(
         kept = {i: t for i, t in enumerate(merged) if i not in suspects and source[i] != "estimated"}
         merged = alignment.estimate_times(weights, line_of, kept, speech, texts=texts)
         source = [src if i in kept else "estimated" for i, src in enumerate(source)]
-    times = alignment.snap_to_speech([(max(0.0, s - bias), max(0.0, e - bias)) for s, e in merged], speech)
+    times = [(max(0.0, s - bias), max(0.0, e - bias)) for s, e in merged]
+    times = alignment.skip_leading_pauses(times, speech)
+    times = alignment.snap_to_speech(times, speech)
     times = alignment.monotonic([fixed[i][:2] if i in fixed else t for i, t in enumerate(times)])
     confidence = [
         fixed[i][2] if i in fixed
