@@ -12,6 +12,7 @@ from app.audio.alignment import (
     line_outliers,
     plan_windows,
     reconcile,
+    skip_leading_pauses,
     snap_to_speech,
 )
 from app.audio.word_matching import match_words, rate_consistent, trusted_anchors
@@ -123,3 +124,20 @@ def test_monotonic_orders_onsets_and_clips_overlaps():
     assert all(e >= s for s, e in times)
     assert all(times[i][1] <= times[i + 1][0] for i in range(len(times) - 1))
     assert times[1][0] == 1.0 and times[2] == (2.0, 2.0)
+
+
+def test_an_onset_on_the_fading_previous_note_moves_past_the_pause():
+    # held note until 2.3 s (the detector's smoothing calls it voice until 2.5 s), quiet to 2.8 s
+    frames = np.zeros(int(round(5.0 / VAD_FRAME_S)), dtype=bool)
+    loud = frames.copy()
+    frames[int(1.0 / VAD_FRAME_S) : int(2.5 / VAD_FRAME_S)] = True
+    frames[int(2.8 / VAD_FRAME_S) :] = True
+    loud[int(1.0 / VAD_FRAME_S) : int(2.3 / VAD_FRAME_S)] = True
+    loud[int(2.8 / VAD_FRAME_S) :] = True
+    speech = SpeechMap(frames, loud)
+    times = [(1.0, 2.1), (2.1, 3.2), (3.3, 3.6)]  # word 2 put on the tail of word 1, sung after the pause
+    out = skip_leading_pauses(times, speech)
+    assert out[0] == (1.0, 2.1) and out[2] == (3.3, 3.6)
+    assert abs(out[1][0] - 2.8) <= VAD_FRAME_S and out[1][1] == 3.2
+    # a short word sung before the pause (it ends there) keeps its onset
+    assert skip_leading_pauses([(1.0, 2.0), (2.0, 2.3), (2.8, 3.2)], speech)[1] == (2.0, 2.3)
