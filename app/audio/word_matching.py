@@ -86,7 +86,7 @@ def trusted_anchors(
     """Keep pairs that are exact (or nearly) and either part of a run of two or a long word.
 
     Single short words ("I", "you") paired in isolation are often a hallucination or the wrong
-    repetition, so they are dropped.
+    repetition, so they are dropped; so are runs made only of repeated tokens ("da da da").
     """
     kept: list[int | None] = [None] * len(matches)
     for i, j in enumerate(matches):
@@ -95,6 +95,23 @@ def trusted_anchors(
         run = (i > 0 and matches[i - 1] == j - 1) or (i + 1 < len(matches) and matches[i + 1] == j + 1)
         if run or len(given[i]) >= 5:
             kept[i] = j
+    # a repeated token ("da da da", "oh oh", "na na") pairs with any of its repetitions: it anchors
+    # only inside a run of pairs that also holds a distinctive word
+    repeated = [
+        (i > 0 and given[i - 1] == w) or (i + 1 < len(given) and given[i + 1] == w) for i, w in enumerate(given)
+    ]
+    i = 0
+    while i < len(kept):
+        if kept[i] is None:
+            i += 1
+            continue
+        k = i
+        while k + 1 < len(kept) and kept[k + 1] is not None and kept[k + 1] == kept[k] + 1:
+            k += 1
+        if all(repeated[x] for x in range(i, k + 1)):
+            for x in range(i, k + 1):
+                kept[x] = None
+        i = k + 1
     return kept
 
 

@@ -47,6 +47,14 @@ def test_trusted_anchors_drop_isolated_short_words():
     assert trusted_anchors([0, None, 2, None, 4], given, heard) == [None, None, None, None, 4]
 
 
+def test_trusted_anchors_drop_runs_of_repeated_tokens_only():
+    given = ["da", "da", "da", "x", "oh", "my", "love", "la", "la"]
+    heard = ["da", "da", "da", "q", "oh", "my", "love", "la", "la"]
+    # "da da da" alone could be any repetition; "la la" joined to "oh my love" is placed by it
+    matches = [0, 1, 2, None, 4, 5, 6, 7, 8]
+    assert trusted_anchors(matches, given, heard) == [None, None, None, None, 4, 5, 6, 7, 8]
+
+
 def test_speech_map_time_conversions():
     speech = _speech(10.0, [(1.0, 2.0), (5.0, 6.0)])
     assert speech.is_speech(1.5) and not speech.is_speech(3.0)
