@@ -110,25 +110,35 @@ def _fill_gaps(
     if not gaps:
         return heard
     duration = len(audio) / SAMPLE_RATE
-    clips = [x for a, b in gaps for x in (max(0.0, a - GAP_PAD_S), min(duration, b + GAP_PAD_S))]
+    clips = [(max(0.0, a - GAP_PAD_S), min(duration, b + GAP_PAD_S)) for a, b in gaps]
+    extra = [  # words in the padding were heard already
+        w for w in _transcribe_clips(model, audio, language, clips) if any(a <= w["start"] < b for a, b in gaps)
+    ]
+    return sorted(heard + _drop_squeezed(extra, duration), key=lambda w: w["start"])
+
+
+def _transcribe_clips(
+    model: Any, audio: np.ndarray, language: str, clips: list[tuple[float, float]]
+) -> list[dict[str, Any]]:
+    """Words heard in each clip (start, end seconds), each clip transcribed on its own (no
+    conditioning on the text before it)."""
     segments, _ = model.transcribe(
         audio,
         language=language,
         word_timestamps=True,
         vad_filter=False,
-        clip_timestamps=clips,
+        clip_timestamps=[x for clip in clips for x in clip],
         condition_on_previous_text=False,
         temperature=0.0,
         beam_size=5,
         max_new_tokens=GAP_MAX_TOKENS,
     )
-    extra = [
+    return [
         {"text": w.word.strip(), "start": w.start, "end": w.end, "p": w.probability}
         for segment in segments
         for w in segment.words or []
-        if w.word.strip() and any(a <= w.start < b for a, b in gaps)  # words in the padding: heard already
+        if w.word.strip()
     ]
-    return sorted(heard + _drop_squeezed(extra, duration), key=lambda w: w["start"])
 
 
 def _drop_squeezed(words: list[dict[str, Any]], duration: float) -> list[dict[str, Any]]:
@@ -446,26 +456,7 @@ def _heard_between(
         if b - a > 0.3:
             stretches.append((a, b))
         i = j
-    if not stretches:
-        return []
-    segments, _ = model.transcribe(
-        audio,
-        language=language,
-        word_timestamps=True,
-        vad_filter=False,
-        clip_timestamps=[x for a, b in stretches for x in (a, b)],
-        condition_on_previous_text=False,
-        temperature=0.0,
-        beam_size=5,
-        max_new_tokens=GAP_MAX_TOKENS,
-    )
-    words = [
-        {"text": w.word.strip(), "start": w.start, "end": w.end, "p": w.probability}
-        for segment in segments
-        for w in segment.words or []
-        if w.word.strip()
-    ]
-    return _drop_squeezed(words, duration)
+    return _drop_squeezed(_transcribe_clips(model, audio, language, stretches), duration) if stretches else []
 
 
 def _previous_words(previous: LyricsTiming, lines: list[list[str]]) -> dict[int, tuple[float, float, float]]:
