@@ -28,16 +28,23 @@ def compute_device() -> str:
 
 
 def list_models() -> dict[str, Any]:
+    """Every separation and transcription model, with the device each would run on here.
+
+    Separation rows carry ``stems``, ``installed``, ``size_bytes`` (on disk, or the expected download
+    size when not installed), ``files`` and ``requires``/``missing_requirements`` (see
+    ``app.audio.separation.available_models``).
+    """
     models_dir = _models_dir()
+    device = compute_device()
     return {
-        "separation": separation.available_models(models_dir),
-        "transcription": whisper_models.available_models(models_dir),
+        "separation": [{**row, "device": device} for row in separation.available_models(models_dir)],
+        "transcription": [{**row, "device": device} for row in whisper_models.available_models(models_dir)],
         "defaults": {
             "separation": separation.default_model(models_dir),
             "transcription": {"en": whisper_models.default_model(models_dir, "en"),
                               "other": whisper_models.default_model(models_dir, None)},
         },
-        "device": compute_device(),
+        "device": device,
     }
 
 

@@ -10,6 +10,7 @@ weights live under ``<models_dir>/demucs`` in Demucs's local-repo layout (see ``
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from app.audio import registry
-from app.audio.separation import demucs_engine, spleeter
+from app.audio.separation import demucs_engine, spleeter, weights
 from app.audio.types import ModelUnavailable, ProgressCallback, Stems, Waveform, no_progress
 
 FOUR_SOURCES = ("drums", "bass", "other", "vocals")
@@ -87,14 +88,23 @@ def model_spec(model_name: str) -> ModelSpec:
 
 
 def available_models(models_dir: str | Path) -> list[dict[str, Any]]:
-    """Every catalog model as ``{name, engine, stems, description, available, reason}``.
+    """Every catalog model as ``{name, engine, stems, description, available, reason, installed,
+    size_bytes, files, requires, missing_requirements}``.
 
     ``stems`` lists the sources the model estimates (every model yields vocals + instrumental);
-    ``reason`` says why an unavailable model cannot load (None when available). Loads nothing.
+    ``reason`` says why an unavailable model cannot load (None when available). ``installed``: all
+    its weight files are there; ``files`` lists them (``name``, ``signature``, ``url``, ``bytes``,
+    ``installed``, ``path``) and ``size_bytes`` sums their sizes: bytes on disk for installed files,
+    the expected download size for missing ones (None when a size is unknown). ``requires`` names
+    the extra Python packages the model needs, ``missing_requirements`` those not installed here.
+    Loads nothing.
     """
     rows = []
     for spec in CATALOG.values():
         reason = _unavailable_reason(spec, models_dir)
+        files = _weight_files(spec, models_dir)
+        sizes = [f["bytes"] for f in files]
+        requires = ["diffq"] if spec.needs_diffq else []
         rows.append(
             {
                 "name": spec.name,
@@ -103,6 +113,11 @@ def available_models(models_dir: str | Path) -> list[dict[str, Any]]:
                 "description": spec.description,
                 "available": reason is None,
                 "reason": reason,
+                "installed": bool(files) and all(f["installed"] for f in files),
+                "size_bytes": None if any(s is None for s in sizes) else sum(sizes),
+                "files": files,
+                "requires": requires,
+                "missing_requirements": [r for r in requires if importlib.util.find_spec(r) is None],
             }
         )
     return rows
@@ -183,6 +198,20 @@ def separate(
         load_seconds=load_seconds,
         compute_seconds=time.perf_counter() - started,
     )
+
+
+def _weight_files(spec: ModelSpec, models_dir: str | Path) -> list[dict[str, Any]]:
+    if spec.engine == "demucs":
+        return weights.model_files(spec.name, models_dir)
+    try:
+        paths = spleeter.checkpoint_paths()
+    except ModelUnavailable:
+        return []
+    return [
+        {"name": p.name, "signature": None, "url": None, "bytes": p.stat().st_size, "installed": True,
+         "path": str(p)}
+        for p in paths
+    ]
 
 
 def _unavailable_reason(spec: ModelSpec, models_dir: str | Path) -> str | None:

@@ -34,9 +34,13 @@ def unavailable_reason(name: str, models_dir: str | Path, needs_diffq: bool = Fa
     """Why ``name`` cannot be loaded from ``models_dir`` (None when its weights are all there)."""
     repo = repo_dir(models_dir)
     if needs_diffq and importlib.util.find_spec("diffq") is None:
-        return f"Demucs model {name!r} is quantized and needs the diffq package (pip install diffq)"
+        return (
+            f"Demucs model {name!r} is quantized and needs the diffq package, which is not installed "
+            "here (it is not in requirements.txt; `pip install diffq` builds it from source and needs "
+            "a C compiler)"
+        )
     if not repo.is_dir():
-        return f"no Demucs model folder at {repo}"
+        return f"no Demucs model folder at {repo} (install the weights with `flask models fetch {name}`)"
     signatures, _ = _bag_spec(name, repo)
     if not signatures:
         return f"{repo / (name + '.yaml')} lists no models"
@@ -46,7 +50,10 @@ def unavailable_reason(name: str, models_dir: str | Path, needs_diffq: bool = Fa
         return None
     remote = _remote_files()
     wanted = ", ".join(remote.get(sig, f"{sig}.th") for sig in missing)
-    return f"Demucs model {name!r} needs weights missing from {repo} (download into it: {wanted})"
+    return (
+        f"Demucs model {name!r} needs weights missing from {repo}: {wanted} "
+        f"(`flask models fetch {name}` downloads them)"
+    )
 
 
 def load_model(name: str, models_dir: str | Path, needs_diffq: bool = False) -> Any:
