@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import time
@@ -38,6 +39,38 @@ def list_models_cmd() -> None:
     from app.services.models_catalog import list_models
 
     click.echo(json.dumps(list_models(), indent=2))
+
+
+@models_cli.command("fetch")
+@click.argument("name")
+@click.option("--root-url", envvar="DEMUCS_DOWNLOAD_ROOT", default=None,
+              help="Release root to download from (default: the one demucs uses; env DEMUCS_DOWNLOAD_ROOT).")
+@click.option("--timeout", default=10.0, show_default=True, help="Seconds to connect and per read; no retries.")
+def fetch_model_cmd(name: str, root_url: str | None, timeout: float) -> None:
+    """Download the weights of Demucs model NAME into MODELS_DIR/demucs, checksum-verified."""
+    from flask import current_app
+
+    from app.audio import separation, whisper_models
+    from app.audio.separation import weights
+
+    demucs_names = [n for n, spec in separation.CATALOG.items() if spec.engine == "demucs"]
+    if name not in demucs_names:
+        if name in separation.CATALOG or name in whisper_models.CATALOG:
+            hint = ("its weights ship inside a Python package" if name in ("spleeter", "tiny.en", "base")
+                    else "put a CTranslate2 model folder at MODELS_DIR/whisper/" + name)
+            raise click.ClickException(f"{name!r} is not fetched by this command ({hint}); "
+                                       f"fetchable models: {', '.join(demucs_names)}")
+        raise click.ClickException(f"unknown model {name!r}; fetchable models: {', '.join(demucs_names)}")
+    models_dir = current_app.config["MODELS_DIR"]
+    try:
+        weights.fetch(name, models_dir, root_url=root_url, timeout=timeout,
+                      on_file=lambda filename, state: click.echo(f"{filename}: {state}"))
+    except weights.FetchError as exc:
+        raise click.ClickException(f"{name}: {exc}") from None
+    click.echo(f"{name}: installed in {weights.demucs_engine.repo_dir(models_dir)}")
+    if missing := [r for r in (["diffq"] if separation.CATALOG[name].needs_diffq else [])
+                   if importlib.util.find_spec(r) is None]:
+        click.echo(f"{name}: note: it also needs the Python package(s) {', '.join(missing)}, not installed here")
 
 
 def _owner(username: str | None):
