@@ -66,7 +66,10 @@ def fetch_model_cmd(name: str, root_url: str | None, timeout: float) -> None:
         weights.fetch(name, models_dir, root_url=root_url, timeout=timeout,
                       on_file=lambda filename, state: click.echo(f"{filename}: {state}"))
     except weights.FetchError as exc:
-        raise click.ClickException(f"{name}: {exc}") from None
+        hint = "" if "checksum" in str(exc) else (
+            f" (no network here? copy the files listed by `flask models list` into "
+            f"{weights.demucs_engine.repo_dir(models_dir)})")
+        raise click.ClickException(f"{name}: {exc}{hint}") from None
     click.echo(f"{name}: installed in {weights.demucs_engine.repo_dir(models_dir)}")
     if missing := [r for r in (["diffq"] if separation.CATALOG[name].needs_diffq else [])
                    if importlib.util.find_spec(r) is None]:
