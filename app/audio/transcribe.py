@@ -388,7 +388,7 @@ def align(
     times = [(max(0.0, s - bias), max(0.0, e - bias)) for s, e in merged]
     times = alignment.skip_leading_pauses(times, speech)
     times = alignment.snap_to_speech(times, speech)
-    times = alignment.monotonic([fixed[i][:2] if i in fixed else t for i, t in enumerate(times)])
+    times = alignment.monotonic(_between_kept(times, fixed))
     confidence = [
         fixed[i][2] if i in fixed
         else timed[i][2] if src == "aligned" and i in timed
@@ -457,6 +457,25 @@ def _heard_between(
             stretches.append((a, b))
         i = j
     return _drop_squeezed(_transcribe_clips(model, audio, language, stretches), duration) if stretches else []
+
+
+def _between_kept(
+    times: list[tuple[float, float]], fixed: dict[int, tuple[float, float, float]]
+) -> list[tuple[float, float]]:
+    """Kept words at their previous times exactly; every other word held between the kept word
+    before it (from its end) and the kept word after it (up to its start), so that making the
+    times playable in order never moves a kept word."""
+    out = [fixed[i][:2] if i in fixed else t for i, t in enumerate(times)]
+    low, high = 0.0, [float("inf")] * (len(out) + 1)
+    for i in range(len(out) - 1, -1, -1):
+        high[i] = out[i][0] if i in fixed else high[i + 1]
+    for i, (start, end) in enumerate(out):
+        if i in fixed:
+            low = end
+            continue
+        start = min(max(start, low), high[i + 1])
+        out[i] = (start, min(max(end, start), high[i + 1]))
+    return out
 
 
 def _previous_words(previous: LyricsTiming, lines: list[list[str]]) -> dict[int, tuple[float, float, float]]:
