@@ -1,9 +1,11 @@
 """Reading and writing audio files with PyAV (FFmpeg) and soundfile.
 
 Everything is float32 ``(channels, frames)``. Decoding goes through FFmpeg, which trims the MP3
-encoder delay (from the LAME/Xing header), so decoded audio is sample-aligned with what was encoded;
-karaoke timing depends on that. MP3 is written with FFmpeg's libmp3lame encoder for the same reason:
-its muxer writes the delay into the LAME header, so any decoder gets the samples back at lag 0.
+encoder delay (from the LAME/Xing header) and the AAC priming (from the MP4 edit list), so decoded
+audio is sample-aligned with what was encoded; karaoke timing depends on that. MP4/M4A audio is also
+cut to the duration its header declares (FFmpeg keeps the last frame's padding). Writing is in
+``app.audio.encoders``: every format it writes carries the delay/padding metadata (LAME header,
+edit list + iTunSMPB, Ogg granule positions), so any decoder gets the samples back at lag 0.
 """
 
 from __future__ import annotations
@@ -15,10 +17,17 @@ from pathlib import Path
 
 import av
 import numpy as np
-import soundfile as sf
 from av.audio.stream import AudioStream
 from av.container import InputContainer
 
+from app.audio import encoders
+from app.audio.encoders import (
+    BITRATE_RANGES_KBPS,
+    DEFAULT_BITRATE_KBPS,
+    LOSSY_FORMATS,
+    MP3_SAMPLE_RATES,  # noqa: F401  (re-exported)
+    SAMPLE_FORMATS,
+)
 from app.audio.integrity import (
     expected_packet_bytes,
     has_vbr_header,
@@ -27,8 +36,7 @@ from app.audio.integrity import (
 )
 from app.audio.types import AudioDecodeError, AudioInfo, Waveform
 
-WRITE_FORMATS = ("wav", "flac", "mp3")
-MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+WRITE_FORMATS = ("wav", "flac", "mp3", "m4a", "ogg")
 # Containers whose declared duration comes from a header (not guessed from the bitrate), so that
 # decoding much less than it means the file was cut off.
 _EXACT_DURATION_FORMATS = ("w64", "flac", "mov", "mp4", "m4a", "matroska", "webm", "aiff", "caf", "ogg")
@@ -75,27 +83,44 @@ def decode(path: str | Path, sample_rate: int | None = None, channels: int | Non
     return Waveform(samples=_map_channels(samples, channels), sample_rate=sample_rate or info.sample_rate)
 
 
-def write_audio(path: str | Path, wf: Waveform, fmt: str | None = None, bitrate_kbps: int = 192) -> Path:
-    """Write ``wf`` atomically as ``fmt`` ("wav" / "flac": 16-bit PCM; "mp3": ``bitrate_kbps`` CBR).
+def write_audio(
+    path: str | Path,
+    wf: Waveform,
+    fmt: str | None = None,
+    bitrate_kbps: int = DEFAULT_BITRATE_KBPS,
+    sample_format: str = "s16",
+) -> Path:
+    """Write ``wf`` atomically as ``fmt``: "wav" / "flac" (``sample_format`` "s16" or "s24" PCM, or
+    "f32" float for WAV), or "mp3" / "m4a" (AAC) / "ogg" (Vorbis) at ``bitrate_kbps``.
 
-    ``fmt`` defaults to the path's suffix. Samples are clipped to [-1, 1]. The file is written
+    ``fmt`` defaults to the path's suffix. Samples are clipped to [-1, 1]. Every format decodes
+    sample-aligned with ``wf`` (lag 0, same length; see ``app.audio.encoders``). The file is written
     under a temporary name in the same folder and renamed into place, so readers never see a
-    partial file. MP3 takes 1 or 2 channels; a rate LAME cannot encode is resampled to 44100 Hz.
-    Raises ``ValueError`` for an unknown format or an MP3 with more than 2 channels.
+    partial file. Lossy formats take 1 or 2 channels; a rate the codec cannot encode is resampled
+    to 44100 Hz. ``sample_format`` applies to WAV/FLAC only, ``bitrate_kbps`` to lossy formats only
+    (``BITRATE_RANGES_KBPS``). Raises ``ValueError`` for an unknown format or sample format, a
+    bitrate out of range, or a lossy file with more than 2 channels.
     """
     path = Path(path)
     fmt = (fmt or path.suffix.lstrip(".")).lower()
     if fmt not in WRITE_FORMATS:
         raise ValueError(f"cannot write audio format {fmt!r}; choose one of {', '.join(WRITE_FORMATS)}")
-    if fmt == "mp3" and wf.channels not in (1, 2):
-        raise ValueError(f"MP3 holds 1 or 2 channels, got {wf.channels}")
+    if fmt in LOSSY_FORMATS:
+        if wf.channels not in (1, 2):
+            raise ValueError(f"{fmt.upper()} holds 1 or 2 channels, got {wf.channels}")
+        low, high = BITRATE_RANGES_KBPS[fmt]
+        if not low <= bitrate_kbps <= high:
+            raise ValueError(f"{fmt.upper()} bitrate must be {low}..{high} kbps, got {bitrate_kbps}")
+    elif sample_format not in SAMPLE_FORMATS[fmt]:
+        raise ValueError(f"{fmt.upper()} takes sample_format {' / '.join(SAMPLE_FORMATS[fmt])}, got {sample_format!r}")
     samples = np.clip(np.nan_to_num(wf.samples.astype(np.float32, copy=False)), -1.0, 1.0)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
     try:
-        if fmt == "mp3":
-            _write_mp3(tmp, samples, wf.sample_rate, bitrate_kbps)
+        if fmt in LOSSY_FORMATS:
+            lossy = {"mp3": _write_mp3, "m4a": encoders.write_m4a, "ogg": encoders.write_ogg}[fmt]
+            lossy(tmp, samples, wf.sample_rate, bitrate_kbps)
         else:
-            sf.write(tmp, samples.T, wf.sample_rate, format=fmt.upper(), subtype="PCM_16")
+            encoders.write_pcm(tmp, samples, wf.sample_rate, fmt, sample_format)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -138,8 +163,9 @@ def _read(
             layout = "stereo" if channels == 2 and (stream.channels or 0) > 2 else None
             resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate or stream.rate)
         scan = _scan(container, stream, resampler)
+        exact = _mp4_frames(container, stream, scan.frames)
         info = AudioInfo(
-            duration_s=scan.frames / float(stream.rate),
+            duration_s=(exact or scan.frames) / float(stream.rate),
             sample_rate=int(stream.rate),
             channels=int(stream.channels),
             codec=stream.codec_context.codec.canonical_name,
@@ -152,7 +178,21 @@ def _read(
     finally:
         container.close()
     samples = np.concatenate(scan.chunks, axis=1).astype(np.float32, copy=False) if scan.chunks else None
+    if samples is not None and exact:  # the end padding of the last AAC frame, as the edit list says
+        samples = samples[:, : round(exact * (rate or info.sample_rate) / info.sample_rate)]
     return samples, info
+
+
+def _mp4_frames(container: InputContainer, stream: AudioStream, decoded: int) -> int | None:
+    """The exact frame count an MP4/M4A edit list declares, when FFmpeg decoded more than that.
+
+    FFmpeg skips the encoder delay the edit list names but keeps the padding of the last frame;
+    trimming to the declared duration (at most two codec frames shorter) makes the length exact.
+    """
+    if _format_name(container.format.name) != "mp4" or not stream.duration or not stream.time_base:
+        return None
+    declared = round(float(stream.duration * stream.time_base) * stream.rate)
+    return declared if 0 < decoded - declared <= 2 * 2048 else None
 
 
 def _scan(container: InputContainer, stream: AudioStream, resampler: av.AudioResampler | None) -> _Scan:
@@ -256,16 +296,4 @@ def _map_channels(samples: np.ndarray, channels: int | None) -> np.ndarray:
 
 
 def _write_mp3(path: Path, samples: np.ndarray, sample_rate: int, bitrate_kbps: int) -> None:
-    if sample_rate not in MP3_SAMPLE_RATES:
-        samples, sample_rate = resample(samples, sample_rate, 44100), 44100
-    layout = "mono" if samples.shape[0] == 1 else "stereo"
-    with av.open(str(path), "w", format="mp3") as out:
-        stream = out.add_stream("libmp3lame", rate=sample_rate, layout=layout)
-        stream.bit_rate = int(bitrate_kbps) * 1000
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="fltp", layout=layout)
-        frame.sample_rate = sample_rate
-        frame.pts = 0
-        for packet in stream.encode(frame):
-            out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+    encoders.write_mp3(path, samples, sample_rate, bitrate_kbps)

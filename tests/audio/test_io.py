@@ -202,8 +202,8 @@ def test_write_is_atomic_and_cleans_up(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_write_refuses_unknown_format_and_surround_mp3(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="ogg"):
-        io.write_audio(tmp_path / "x.ogg", Waveform(np.zeros((2, 10), np.float32), 44100))
+    with pytest.raises(ValueError, match="aiff"):
+        io.write_audio(tmp_path / "x.aiff", Waveform(np.zeros((2, 10), np.float32), 44100))
     with pytest.raises(ValueError, match="channels"):
         io.write_audio(tmp_path / "x.mp3", Waveform(np.zeros((6, 10), np.float32), 44100))
 
