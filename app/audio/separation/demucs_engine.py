@@ -1,4 +1,4 @@
-"""Demucs (Défossez et al.) from a local model folder, reduced to two stems for karaoke.
+"""Demucs (Défossez et al.) from a local model folder: two stems for karaoke, or every source.
 
 The folder (``<models_dir>/demucs``) uses Demucs's own local-repo layout: one ``<sig>.th`` or
 ``<sig>-<checksum>.th`` file per model and, for named models and bags, a ``<name>.yaml`` listing
@@ -94,9 +94,31 @@ def separate_two_stems(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(vocals, instrumental) of float32 ``(channels, frames)`` at ``sample_rate`` Hz, same shapes.
 
-    The instrumental is the sum of every source but vocals. ``shifts`` > 0 averages that many
-    randomly shifted passes (better, slower, not bit-reproducible); ``overlap`` is the share of each
-    segment that overlaps the next. The network runs on ``device``; the audio stays in host memory.
+    The instrumental is the sum of every source but vocals. See ``separate_stems``.
+    """
+    vocals, instrumental, _ = separate_stems(model, samples, sample_rate, on_progress, shifts, overlap, device=device)
+    return vocals, instrumental
+
+
+def separate_stems(
+    model: Any,
+    samples: np.ndarray,
+    sample_rate: int,
+    on_progress: ProgressCallback,
+    shifts: int = 0,
+    overlap: float = 0.25,
+    segment: float | None = None,
+    device: str = "cpu",
+    keep_sources: bool = False,
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """(vocals, instrumental, other sources) of float32 ``(channels, frames)`` at ``sample_rate`` Hz.
+
+    The instrumental is the sum of every source but vocals; the third item maps each non-vocal
+    source name (drums, bass, other, ...) to its estimate when ``keep_sources``, else is empty.
+    ``shifts`` > 0 averages that many randomly shifted passes (better, slower, not
+    bit-reproducible); ``overlap`` is the share of each segment that overlaps the next; ``segment``
+    (seconds) overrides the model's segment length, capped at what a transformer model allows
+    (``max_segment``). The network runs on ``device``; the audio stays in host memory.
     Calls ``on_progress(fraction, "separating")`` per segment.
     """
     from demucs.apply import apply_model
@@ -105,12 +127,16 @@ def separate_two_stems(
         raise ValueError(f"this Demucs model has no vocals source (sources: {model.sources})")
     if model.audio_channels != 2:
         raise ValueError(f"only stereo Demucs models are supported, got {model.audio_channels} channels")
+    if segment is not None:
+        segment = min(float(segment), max_segment(model))
     channels, frames = samples.shape
     at_rate = resample(samples, sample_rate, model.samplerate)
     pairs = stereo_pairs(at_rate)
-    progress = _Progress(on_progress, len(pairs) * _segment_count(model, at_rate.shape[1], shifts, overlap))
+    progress = _Progress(on_progress, len(pairs) * _segment_count(model, at_rate.shape[1], shifts, overlap, segment))
     vocal_index = model.sources.index("vocals")
-    vocals, rest = [], []
+    others = [i for i in range(len(model.sources)) if i != vocal_index] if keep_sources else []
+    estimates: dict[str, list[np.ndarray]] = {"vocals": [], "instrumental": []}
+    estimates.update({model.sources[i]: [] for i in others})
     on_progress(0.0, "separating")
     for pair in pairs:
         mix = torch.from_numpy(pair)
@@ -123,23 +149,35 @@ def separate_two_stems(
                 shifts=shifts,
                 split=True,
                 overlap=overlap,
+                segment=segment,
                 progress=False,
                 device=device,
                 num_workers=0,
                 callback=progress,
             )[0]
         sources = sources * std + mean
-        vocals.append(sources[vocal_index].numpy())
-        rest.append((sources.sum(0) - sources[vocal_index]).numpy())
-    out = []
-    for estimates in (vocals, rest):
-        merged = resample(merge_pairs(estimates, channels), model.samplerate, sample_rate)
-        out.append(
+        estimates["vocals"].append(sources[vocal_index].numpy())
+        estimates["instrumental"].append((sources.sum(0) - sources[vocal_index]).numpy())
+        for i in others:
+            estimates[model.sources[i]].append(sources[i].numpy())
+    out = {}
+    for name, parts in estimates.items():
+        merged = resample(merge_pairs(parts, channels), model.samplerate, sample_rate)
+        out[name] = (
             merged[:, :frames]
             if merged.shape[1] >= frames
             else np.pad(merged, ((0, 0), (0, frames - merged.shape[1])))
         )
-    return out[0], out[1]
+    vocals, instrumental = out.pop("vocals"), out.pop("instrumental")
+    return vocals, instrumental, out
+
+
+def max_segment(model: Any) -> float:
+    """The longest segment (seconds) ``model`` accepts: a transformer's training segment, else inf."""
+    from demucs.htdemucs import HTDemucs
+
+    limits = [float(m.segment) for m in getattr(model, "models", [model]) if isinstance(m, HTDemucs)]
+    return min(limits) if limits else float("inf")
 
 
 class _Progress:
@@ -154,14 +192,14 @@ class _Progress:
             self.on_progress(min(self.done / self.total, 1.0), "separating")
 
 
-def _segment_count(model: Any, frames: int, shifts: int, overlap: float) -> int:
+def _segment_count(model: Any, frames: int, shifts: int, overlap: float, segment: float | None = None) -> int:
     """How many segments apply_model will run (an estimate when shifts pad the input)."""
     subs = getattr(model, "models", [model])
     if shifts:
         frames += int(MAX_SHIFT_SECONDS * model.samplerate) // 2
     count = 0
     for sub in subs:
-        segment_length = int(sub.samplerate * float(sub.segment))
+        segment_length = int(sub.samplerate * float(segment or sub.segment))
         stride = max(1, int((1 - overlap) * segment_length))
         count += len(range(0, frames, stride)) * max(1, shifts)
     return count
