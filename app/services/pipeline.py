@@ -25,9 +25,12 @@ from app.extensions import db
 from app.models import Artifact, Job, Song
 from app.services import storage
 from app.services.jobs import Progress, create_job
+from app.services.separation_options import stem_names
 
 KARAOKE_KINDS = ("karaoke_mp3", "lrc", "words_lrc", "lyrics_json", "ass", "srt", "vtt", "ultrastar", "pitch")
-MIME = {".flac": "audio/flac", ".mp3": "audio/mpeg", ".wav": "audio/wav", ".lrc": "text/plain; charset=utf-8",
+OTHER_STEMS = ("drums", "bass", "other", "guitar", "piano")  # Demucs sources beyond vocals, stems="all"
+MIME = {".flac": "audio/flac", ".mp3": "audio/mpeg", ".wav": "audio/wav", ".m4a": "audio/mp4", ".ogg": "audio/ogg",
+        ".lrc": "text/plain; charset=utf-8",
         ".json": "application/json", ".ass": "text/x-ssa; charset=utf-8", ".srt": "application/x-subrip",
         ".vtt": "text/vtt; charset=utf-8", ".txt": "text/plain; charset=utf-8"}
 
@@ -44,7 +47,9 @@ def start_jobs(song: Song, kinds: list[str], params: dict[str, Any]) -> list[Job
     created: dict[str, Job] = {}
     sep_model = params.get("separation_model") or separation.default_model(current_app.config["MODELS_DIR"])
     if "separate" in kinds:
-        created["separate"] = create_job(song, "separate", {"model": sep_model})
+        options = params.get("separation_options")  # None: the default FLAC + MP3 stems
+        job_params = {"model": sep_model, **({"output": options} if options else {})}
+        created["separate"] = create_job(song, "separate", job_params)
     if "transcribe" in kinds:
         deps = [created["separate"]] if "separate" in created else []
         if not deps:
@@ -165,35 +170,52 @@ class _Staging:
 
 def separate_work(job: Job, progress: Progress) -> dict[str, Any]:
     song, model = job.song, job.params["model"]
-    key = params_key("separate", song.sha256, model)
-    if cached := _cached(song, ["vocals", "instrumental", "vocals_mp3", "instrumental_mp3"], key):
+    options = job.params.get("output")  # None: the default request, whose key and files stay as they were
+    key = params_key("separate", song.sha256, model, options) if options else params_key("separate", song.sha256, model)
+    names = stem_names(model, options["stems"]) if options else ["vocals", "instrumental"]
+    kinds = [*names, "vocals_mp3", "instrumental_mp3"]
+    if cached := _cached(song, kinds, key):
         return {"model": model, "cache_hit": True, "load_seconds": 0.0, "compute_seconds": 0.0,
                 "artifacts": _ids(cached)}
     progress(0.0, "decoding")
     wave = decode(song.upload_path)
+    tuning = {k: options[k] for k in ("shifts", "overlap", "segment", "stems")} if options else {}
     stems = separation.separate(wave, model, current_app.config["MODELS_DIR"], on_progress=progress.scaled(0.02, 0.9),
-                                device=_device())
+                                device=_device(), **tuning)
     progress(0.9, "writing")
     final_dir = storage.output_dir(song.id) / model
+    if options:  # its own folder, so the default stems (and the MP3s karaoke uses) are never overwritten
+        final_dir = final_dir / key[:12]
     with _Staging(final_dir, job) as staging:
-        _write_stems(staging, {"vocals": stems.vocals, "instrumental": stems.instrumental})
+        files = _write_stems(staging, {"vocals": stems.vocals, "instrumental": stems.instrumental, **stems.others},
+                             options or {"format": "flac", "sample_format": "s16", "bitrate": None})
         moved = _publish(staging, final_dir)
-    stored = _store(job, {"vocals": moved["vocals.flac"], "instrumental": moved["instrumental.flac"],
-                          "vocals_mp3": moved["vocals.mp3"], "instrumental_mp3": moved["instrumental.mp3"]}, model, key)
+    stored = _store(job, {kind: moved[name] for kind, name in files.items()}, model, key)
     return {"model": model, "cache_hit": False, "load_seconds": round(stems.load_seconds, 3),
             "compute_seconds": round(stems.compute_seconds, 3), "artifacts": _ids(stored)}
 
 
-def _write_stems(folder: Path, stems: dict[str, Waveform]) -> None:
-    """FLAC and MP3 of each stem. One thread per stem: the encoders release the GIL, and MP3 encoding
-    is most of the time spent outside the model (about 4 s per 3-minute stereo stem)."""
-    def write(name: str, wave: Waveform) -> None:
-        write_audio(folder / f"{name}.flac", wave, "flac")
-        write_audio(folder / f"{name}.mp3", wave, "mp3", bitrate_kbps=192)
+def _write_stems(folder: Path, stems: dict[str, Waveform], options: dict[str, Any]) -> dict[str, str]:
+    """Each stem as ``options["format"]``, plus the MP3 copies of vocals and instrumental that the
+    karaoke job uses (192 kbps; the stems themselves when the format is MP3). Returns artifact kind
+    -> file name. One thread per stem: the encoders release the GIL, and MP3 encoding is most of the
+    time spent outside the model (about 4 s per 3-minute stereo stem)."""
+    fmt = options["format"]
+    files = {name: f"{name}.{fmt}" for name in stems}
+    jobs = [(name, wave, fmt, options.get("bitrate") or 192) for name, wave in stems.items()]
+    for name in ("vocals", "instrumental"):
+        files[f"{name}_mp3"] = f"{name}.mp3"
+        if fmt != "mp3":
+            jobs.append((name, stems[name], "mp3", 192))
 
-    with ThreadPoolExecutor(max_workers=len(stems)) as pool:
-        for future in [pool.submit(write, name, wave) for name, wave in stems.items()]:
+    def write(name: str, wave: Waveform, fmt: str, kbps: int) -> None:
+        sample_format = options.get("sample_format") or "s16"
+        write_audio(folder / f"{name}.{fmt}", wave, fmt, bitrate_kbps=kbps, sample_format=sample_format)
+
+    with ThreadPoolExecutor(max_workers=min(len(jobs), 4)) as pool:
+        for future in [pool.submit(write, *args) for args in jobs]:
             future.result()
+    return files
 
 
 def transcribe_work(job: Job, progress: Progress) -> dict[str, Any]:

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flask import url_for
+from flask import current_app, url_for
 
+from app.audio import separation
 from app.errors import ApiError
 from app.extensions import db
 from app.models import Job, Song, User
@@ -15,9 +16,10 @@ from app.services import storage
 from app.services.ingest import UploadRequest
 from app.services.jobs import active_jobs, consolidated_status, request_cancel
 from app.services.models_catalog import check_separation_model, check_transcription_model
-from app.services.pipeline import KARAOKE_KINDS, latest_artifact, start_jobs
+from app.services.pipeline import KARAOKE_KINDS, OTHER_STEMS, latest_artifact, start_jobs
+from app.services.separation_options import parse_options
 
-DOWNLOADS = ("vocals", "instrumental", "vocals_mp3", "instrumental_mp3", *KARAOKE_KINDS)
+DOWNLOADS = ("vocals", "instrumental", "vocals_mp3", "instrumental_mp3", *OTHER_STEMS, *KARAOKE_KINDS)
 MAX_PER_PAGE = 100
 
 
@@ -79,6 +81,8 @@ def start_kind(song: Song, kind: str, body: Any) -> list[Job]:
     params: dict[str, Any] = {}
     if kind == "separate":
         params["separation_model"] = check_separation_model(body.get("model"))
+        model = params["separation_model"] or separation.default_model(current_app.config["MODELS_DIR"])
+        params["separation_options"] = parse_options(body, model)
     elif kind == "transcribe":
         params["transcription_model"] = check_transcription_model(body.get("model"))
     params.setdefault("separation_model", check_separation_model(body.get("separation_model")))
