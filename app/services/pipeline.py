@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -186,13 +187,33 @@ def separate_work(job: Job, progress: Progress) -> dict[str, Any]:
     final_dir = storage.output_dir(song.id) / model
     if options:  # its own folder, so the default stems (and the MP3s karaoke uses) are never overwritten
         final_dir = final_dir / key[:12]
-    with _Staging(final_dir, job) as staging:
-        files = _write_stems(staging, {"vocals": stems.vocals, "instrumental": stems.instrumental, **stems.others},
-                             options or {"format": "flac", "sample_format": "s16", "bitrate": None})
-        moved = _publish(staging, final_dir)
+    # the measures run while the stems are encoded (both mostly outside the GIL), so they cost little time
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        measured = pool.submit(_quality, wave, stems.vocals, stems.instrumental, current_app.logger)
+        with _Staging(final_dir, job) as staging:
+            files = _write_stems(staging, {"vocals": stems.vocals, "instrumental": stems.instrumental,
+                                           **stems.others},
+                                 options or {"format": "flac", "sample_format": "s16", "bitrate": None})
+            moved = _publish(staging, final_dir)
+        quality = measured.result()
     stored = _store(job, {kind: moved[name] for kind, name in files.items()}, model, key)
     return {"model": model, "cache_hit": False, "load_seconds": round(stems.load_seconds, 3),
-            "compute_seconds": round(stems.compute_seconds, 3), "artifacts": _ids(stored)}
+            "compute_seconds": round(stems.compute_seconds, 3), "artifacts": _ids(stored), "quality": quality}
+
+
+def _quality(mix: Waveform, vocals: Waveform, instrumental: Waveform, logger: logging.Logger) -> dict[str, Any] | None:
+    """Reference-free measures of a separation (``app.audio.separation.quality``); None, with a
+    warning in ``logger``, when they fail: the stems are fine without them. Runs in a worker thread
+    (no app context there)."""
+    from app.audio.separation import quality
+
+    started = time.perf_counter()
+    try:
+        measures = quality.reference_free(mix, {"vocals": vocals, "instrumental": instrumental})
+    except Exception:  # noqa: BLE001 - a measure must never fail the separation it describes
+        logger.warning("separation quality measures failed", exc_info=True)
+        return None
+    return {**measures, "seconds": round(time.perf_counter() - started, 3)}
 
 
 def _write_stems(folder: Path, stems: dict[str, Waveform], options: dict[str, Any]) -> dict[str, str]:

@@ -137,3 +137,13 @@ def test_stems_in_each_format_sum_back_to_the_upload(app, client, auth, shared_d
     with app.app_context():
         mp3 = decode(db.session.get(Song, sid).artifacts[-1].path)  # the karaoke MP3 copies
         assert mp3.samples.shape == mix.samples.shape
+
+
+def test_separation_result_carries_quality(app, client, auth, shared_data):
+    sid = _upload(client, auth, shared_data)
+    result = _separate(app, sid, None)
+    measures = result["quality"]
+    assert measures["reconstruction_error_db"] < -40  # Spleeter's stems sum back to the mix
+    residue = measures["vocal_residue"]
+    assert residue["singing_seconds"] > 3 and residue["residue_db"] is not None
+    assert measures["seconds"] >= 0
