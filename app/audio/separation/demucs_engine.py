@@ -83,23 +83,6 @@ def load_model(name: str, models_dir: str | Path, needs_diffq: bool = False) -> 
     return model.eval()
 
 
-def separate_two_stems(
-    model: Any,
-    samples: np.ndarray,
-    sample_rate: int,
-    on_progress: ProgressCallback,
-    shifts: int = 0,
-    overlap: float = 0.25,
-    device: str = "cpu",
-) -> tuple[np.ndarray, np.ndarray]:
-    """(vocals, instrumental) of float32 ``(channels, frames)`` at ``sample_rate`` Hz, same shapes.
-
-    The instrumental is the sum of every source but vocals. See ``separate_stems``.
-    """
-    vocals, instrumental, _ = separate_stems(model, samples, sample_rate, on_progress, shifts, overlap, device=device)
-    return vocals, instrumental
-
-
 def separate_stems(
     model: Any,
     samples: np.ndarray,
