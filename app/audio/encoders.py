@@ -37,57 +37,111 @@ _VORBIS_QUALITY_KBPS = ((0, 64), (1, 80), (2, 96), (3, 112), (4, 128), (5, 160),
                         (8, 256), (9, 320), (10, 500))
 
 
-def write_pcm(path: Path, samples: np.ndarray, sample_rate: int, fmt: str, sample_format: str) -> None:
-    """WAV or FLAC of float32 ``(channels, frames)`` as ``sample_format`` (s16, s24, f32 for WAV)."""
-    if sample_format not in SAMPLE_FORMATS[fmt]:
-        raise ValueError(f"{fmt.upper()} takes sample_format {' / '.join(SAMPLE_FORMATS[fmt])}, got {sample_format!r}")
-    sf.write(path, samples.T, sample_rate, format=fmt.upper(), subtype=_SOUNDFILE_SUBTYPES[sample_format])
+class Encoder:
+    """A file being written block by block: ``write`` float32 ``(channels, n)`` blocks already in
+    [-1, 1], then ``close`` (or ``abort``, which leaves the caller to delete the file)."""
+
+    def write(self, samples: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        self.close()
 
 
-def write_mp3(path: Path, samples: np.ndarray, sample_rate: int, bitrate_kbps: int) -> None:
-    """CBR MP3 with a LAME header (delay and padding); resampled to 44100 Hz if LAME lacks the rate."""
-    if sample_rate not in MP3_SAMPLE_RATES:
-        samples, sample_rate = _resample(samples, sample_rate, 44100), 44100
-    _encode(path, samples, sample_rate, "mp3", "libmp3lame", bitrate_kbps, {})
+def open_encoder(path: Path, fmt: str, channels: int, sample_rate: int, bitrate_kbps: int,
+                 sample_format: str) -> Encoder:
+    """An encoder writing ``fmt`` to ``path``: WAV/FLAC as ``sample_format``, MP3/M4A/OGG at
+    ``bitrate_kbps``. Memory stays flat whatever the length (the M4A edit list and the ``iTunSMPB``
+    tag are written at ``close``, when the length is known)."""
+    if fmt in LOSSLESS_FORMATS:
+        if sample_format not in SAMPLE_FORMATS[fmt]:
+            raise ValueError(f"{fmt.upper()} takes sample_format {' / '.join(SAMPLE_FORMATS[fmt])}, "
+                             f"got {sample_format!r}")
+        return _SoundFileEncoder(path, channels, sample_rate, fmt.upper(), _SOUNDFILE_SUBTYPES[sample_format])
+    if fmt == "ogg":
+        quality = vorbis_quality(bitrate_kbps)
+        return _SoundFileEncoder(path, channels, sample_rate, "OGG", "VORBIS", compression_level=1.0 - quality / 10.0)
+    if fmt == "mp3":  # CBR with a LAME header (delay and padding)
+        return _FfmpegEncoder(path, channels, sample_rate, "mp3", "libmp3lame", bitrate_kbps, MP3_SAMPLE_RATES, {})
+    if fmt == "m4a":  # AAC-LC in an M4A (iPod) file, exact edit list (timescale = rate) + iTunSMPB
+        return _FfmpegEncoder(path, channels, sample_rate, "ipod", "aac", bitrate_kbps, AAC_SAMPLE_RATES,
+                              {"movie_timescale": "{rate}"})
+    raise ValueError(f"cannot write audio format {fmt!r}")
 
 
-def write_m4a(path: Path, samples: np.ndarray, sample_rate: int, bitrate_kbps: int) -> None:
-    """AAC-LC in an M4A (iPod) file with an exact edit list and an ``iTunSMPB`` tag."""
-    if sample_rate not in AAC_SAMPLE_RATES:
-        samples, sample_rate = _resample(samples, sample_rate, 44100), 44100
-    delay, packets = _encode(path, samples, sample_rate, "ipod", "aac", bitrate_kbps,
-                             {"movie_timescale": str(sample_rate)})
-    frames = samples.shape[1]
-    _tag_itunsmpb(path, delay, packets * AAC_FRAME - delay - frames, frames)
+class _SoundFileEncoder(Encoder):
+    """WAV, FLAC and OGG Vorbis through libsndfile."""
+
+    def __init__(self, path: Path, channels: int, sample_rate: int, fmt: str, subtype: str,
+                 compression_level: float | None = None) -> None:
+        extra = {} if compression_level is None else {"compression_level": compression_level}
+        self.file = sf.SoundFile(path, "w", sample_rate, channels, subtype=subtype, format=fmt, **extra)
+
+    def write(self, samples: np.ndarray) -> None:
+        self.file.write(samples.T)
+
+    def close(self) -> None:
+        self.file.close()
 
 
-def write_ogg(path: Path, samples: np.ndarray, sample_rate: int, bitrate_kbps: int) -> None:
-    """OGG Vorbis (VBR) at the quality whose nominal bitrate is nearest ``bitrate_kbps``."""
-    quality = vorbis_quality(bitrate_kbps)
-    sf.write(path, samples.T, sample_rate, format="OGG", subtype="VORBIS", compression_level=1.0 - quality / 10.0)
+class _FfmpegEncoder(Encoder):
+    """MP3 (libmp3lame) and M4A (FFmpeg AAC) through PyAV; a rate the codec lacks becomes 44100 Hz."""
+
+    def __init__(self, path: Path, channels: int, sample_rate: int, container: str, codec: str,
+                 bitrate_kbps: int, rates: tuple[int, ...], options: dict[str, str]) -> None:
+        from app.audio.io import StreamResampler
+
+        self.path, self.codec = path, codec
+        self.resampler = None if sample_rate in rates else StreamResampler(channels, sample_rate, 44100)
+        self.rate = sample_rate if self.resampler is None else 44100
+        self.layout = "mono" if channels == 1 else "stereo"
+        options = {k: v.format(rate=self.rate) for k, v in options.items()}
+        self.out = av.open(str(path), "w", format=container, options=options)
+        self.stream = self.out.add_stream(codec, rate=self.rate, layout=self.layout)
+        self.stream.bit_rate = int(bitrate_kbps) * 1000
+        self.frames = self.packets = self.delay = 0
+        self.first = True
+
+    def write(self, samples: np.ndarray) -> None:
+        if self.resampler is not None:
+            samples = self.resampler.push(samples)
+        self._encode(samples)
+
+    def _encode(self, samples: np.ndarray | None) -> None:
+        frame = None
+        if samples is not None:
+            if not samples.shape[1]:
+                return
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, np.float32), format="fltp",
+                                               layout=self.layout)
+            frame.sample_rate, frame.pts = self.rate, self.frames
+            self.frames += samples.shape[1]
+        for packet in self.stream.encode(frame):
+            if self.first:
+                self.first = False
+                self.delay = -int(packet.pts) if packet.pts is not None and packet.pts < 0 else 0
+            self.packets += 1
+            self.out.mux(packet)
+
+    def close(self) -> None:
+        if self.resampler is not None:
+            self._encode(self.resampler.finish())
+        self._encode(None)
+        self.out.close()
+        if self.codec == "aac":
+            _tag_itunsmpb(self.path, self.delay, self.packets * AAC_FRAME - self.delay - self.frames, self.frames)
+
+    def abort(self) -> None:
+        self.out.close()
 
 
 def vorbis_quality(bitrate_kbps: int) -> float:
     """The Vorbis quality (0..10) aiming at ``bitrate_kbps`` (interpolated in the libvorbis table)."""
     kbps = [k for _, k in _VORBIS_QUALITY_KBPS]
     return float(np.interp(bitrate_kbps, kbps, [q for q, _ in _VORBIS_QUALITY_KBPS]))
-
-
-def _encode(path: Path, samples: np.ndarray, sample_rate: int, container: str, codec: str, bitrate_kbps: int,
-            options: dict[str, str]) -> tuple[int, int]:
-    """Encode with FFmpeg; returns (encoder delay in samples, number of packets)."""
-    layout = "mono" if samples.shape[0] == 1 else "stereo"
-    with av.open(str(path), "w", format=container, options=options) as out:
-        stream = out.add_stream(codec, rate=sample_rate, layout=layout)
-        stream.bit_rate = int(bitrate_kbps) * 1000
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="fltp", layout=layout)
-        frame.sample_rate = sample_rate
-        frame.pts = 0
-        packets = [*stream.encode(frame), *stream.encode(None)]
-        delay = -int(packets[0].pts) if packets and packets[0].pts is not None and packets[0].pts < 0 else 0
-        for packet in packets:
-            out.mux(packet)
-    return delay, len(packets)
 
 
 def _tag_itunsmpb(path: Path, delay: int, padding: int, frames: int) -> None:
@@ -99,9 +153,3 @@ def _tag_itunsmpb(path: Path, delay: int, padding: int, frames: int) -> None:
         mp4.add_tags()
     mp4.tags["----:com.apple.iTunes:iTunSMPB"] = [MP4FreeForm(value.encode(), dataformat=AtomDataType.UTF8)]
     mp4.save()
-
-
-def _resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    from app.audio.io import resample
-
-    return resample(samples, from_rate, to_rate)

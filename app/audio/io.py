@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,31 +102,87 @@ def write_audio(
     (``BITRATE_RANGES_KBPS``). Raises ``ValueError`` for an unknown format or sample format, a
     bitrate out of range, or a lossy file with more than 2 channels.
     """
-    path = Path(path)
-    fmt = (fmt or path.suffix.lstrip(".")).lower()
-    if fmt not in WRITE_FORMATS:
-        raise ValueError(f"cannot write audio format {fmt!r}; choose one of {', '.join(WRITE_FORMATS)}")
-    if fmt in LOSSY_FORMATS:
-        if wf.channels not in (1, 2):
-            raise ValueError(f"{fmt.upper()} holds 1 or 2 channels, got {wf.channels}")
-        low, high = BITRATE_RANGES_KBPS[fmt]
-        if not low <= bitrate_kbps <= high:
-            raise ValueError(f"{fmt.upper()} bitrate must be {low}..{high} kbps, got {bitrate_kbps}")
-    elif sample_format not in SAMPLE_FORMATS[fmt]:
-        raise ValueError(f"{fmt.upper()} takes sample_format {' / '.join(SAMPLE_FORMATS[fmt])}, got {sample_format!r}")
-    samples = np.clip(np.nan_to_num(wf.samples.astype(np.float32, copy=False)), -1.0, 1.0)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
+    with AudioWriter(path, wf.channels, wf.sample_rate, fmt, bitrate_kbps, sample_format) as writer:
+        writer.write(wf.samples)
+    return writer.path
+
+
+class AudioWriter:
+    """``write_audio`` for audio that arrives in blocks: ``write`` each block, then ``close``.
+
+    Checks its arguments as ``write_audio`` does, encodes under a temporary name next to ``path``
+    and renames it into place at ``close``; ``abort`` (or leaving a ``with`` block by an exception)
+    deletes it, so ``path`` is either whole or untouched. Memory does not grow with the length.
+    """
+
+    def __init__(self, path: str | Path, channels: int, sample_rate: int, fmt: str | None = None,
+                 bitrate_kbps: int = DEFAULT_BITRATE_KBPS, sample_format: str = "s16") -> None:
+        self.path = Path(path)
+        fmt = (fmt or self.path.suffix.lstrip(".")).lower()
+        if fmt not in WRITE_FORMATS:
+            raise ValueError(f"cannot write audio format {fmt!r}; choose one of {', '.join(WRITE_FORMATS)}")
         if fmt in LOSSY_FORMATS:
-            lossy = {"mp3": _write_mp3, "m4a": encoders.write_m4a, "ogg": encoders.write_ogg}[fmt]
-            lossy(tmp, samples, wf.sample_rate, bitrate_kbps)
+            if channels not in (1, 2):
+                raise ValueError(f"{fmt.upper()} holds 1 or 2 channels, got {channels}")
+            low, high = BITRATE_RANGES_KBPS[fmt]
+            if not low <= bitrate_kbps <= high:
+                raise ValueError(f"{fmt.upper()} bitrate must be {low}..{high} kbps, got {bitrate_kbps}")
+        elif sample_format not in SAMPLE_FORMATS[fmt]:
+            raise ValueError(f"{fmt.upper()} takes sample_format {' / '.join(SAMPLE_FORMATS[fmt])}, "
+                             f"got {sample_format!r}")
+        self.channels = channels
+        self.tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.part")
+        self._encoder: encoders.Encoder | None = None
+        try:
+            self._encoder = encoders.open_encoder(self.tmp, fmt, channels, sample_rate, bitrate_kbps, sample_format)
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)
+            raise
+
+    def write(self, samples: np.ndarray) -> None:
+        """Append float32 ``(channels, n)`` samples (clipped to [-1, 1], NaN as 0)."""
+        if self._encoder is None:
+            raise ValueError(f"{self.path.name}: the writer is closed")
+        if samples.ndim != 2 or samples.shape[0] != self.channels:
+            raise ValueError(f"expected ({self.channels}, n) samples, got {samples.shape}")
+        try:
+            self._encoder.write(np.clip(np.nan_to_num(samples.astype(np.float32, copy=False)), -1.0, 1.0))
+        except BaseException:
+            self.abort()
+            raise
+
+    def close(self) -> Path:
+        """Finish the file and rename it into place; returns its path."""
+        encoder, self._encoder = self._encoder, None
+        if encoder is None:
+            return self.path
+        try:
+            encoder.close()
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        """Stop writing and delete the partial file (``path`` is left as it was)."""
+        encoder, self._encoder = self._encoder, None
+        try:
+            if encoder is not None:
+                encoder.abort()
+        except Exception:  # noqa: BLE001 - the file is being thrown away anyway
+            pass
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> AudioWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.close()
         else:
-            encoders.write_pcm(tmp, samples, wf.sample_rate, fmt, sample_format)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+            self.abort()
 
 
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
@@ -136,19 +193,117 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     """
     if from_rate == to_rate:
         return samples.astype(np.float32, copy=False)
-    target = round(samples.shape[1] * to_rate / from_rate)
-    out = np.zeros((samples.shape[0], target), dtype=np.float32)
-    for ch, channel in enumerate(samples):  # one mono pass per channel: any channel count works
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(channel[None, :], np.float32), format="fltp", layout="mono"
-        )
-        frame.sample_rate = from_rate
-        resampler = av.AudioResampler(format="fltp", layout="mono", rate=to_rate)
-        pieces = [f.to_ndarray()[0] for f in resampler.resample(frame)]
-        pieces += [f.to_ndarray()[0] for f in resampler.resample(None)]
-        got = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
-        out[ch, : min(target, got.size)] = got[:target]
-    return out
+    resampler = StreamResampler(samples.shape[0], from_rate, to_rate)
+    return np.concatenate([resampler.push(samples), resampler.finish()], axis=1)
+
+
+class StreamResampler:
+    """``resample`` block by block: feed blocks with ``push``, then ``finish``; the concatenated
+    output is what ``resample`` returns for the concatenated input (same samples, same length).
+
+    FFmpeg holds back a few samples per call, so a block out may be shorter than the block in;
+    ``finish`` returns the rest, padded or cut to ``round(total_in * to_rate / from_rate)`` in all.
+    """
+
+    def __init__(self, channels: int, from_rate: int, to_rate: int) -> None:
+        self.channels, self.from_rate, self.to_rate = channels, from_rate, to_rate
+        self.frames_in = self.frames_out = 0
+        # one mono pass per channel: any channel count works, and no layout mixing happens
+        self._swr = [av.AudioResampler(format="fltp", layout="mono", rate=to_rate) for _ in range(channels)]
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        """Resample the next ``(channels, n)`` block; returns what FFmpeg let out so far."""
+        self.frames_in += block.shape[1]
+        if self.from_rate == self.to_rate:
+            return self._count(block.astype(np.float32, copy=False))
+        if block.shape[1] == 0:
+            return np.zeros((self.channels, 0), np.float32)
+        outs = []
+        for channel, swr in zip(block, self._swr, strict=True):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(channel[None, :], np.float32),
+                                               format="fltp", layout="mono")
+            frame.sample_rate = self.from_rate
+            outs.append(_frames_array(swr.resample(frame)))
+        return self._count(_stack(outs))
+
+    def finish(self) -> np.ndarray:
+        """Flush FFmpeg and return the last samples, so the total is exactly the target length."""
+        target = round(self.frames_in * self.to_rate / self.from_rate)
+        tail = (_stack([_frames_array(swr.resample(None)) for swr in self._swr])
+                if self.from_rate != self.to_rate and self.frames_in else np.zeros((self.channels, 0), np.float32))
+        want = target - self.frames_out
+        tail = tail[:, :max(want, 0)]
+        if tail.shape[1] < want:
+            tail = np.pad(tail, ((0, 0), (0, want - tail.shape[1])))
+        return self._count(tail)
+
+    def _count(self, out: np.ndarray) -> np.ndarray:
+        self.frames_out += out.shape[1]
+        return out
+
+
+def _frames_array(frames: list[av.AudioFrame]) -> np.ndarray:
+    return np.concatenate([f.to_ndarray()[0] for f in frames]) if frames else np.zeros(0, np.float32)
+
+
+def _stack(channels: list[np.ndarray]) -> np.ndarray:
+    n = min(len(c) for c in channels)  # equal in practice: every channel's resampler saw the same input
+    return np.stack([c[:n] for c in channels]).astype(np.float32, copy=False)
+
+
+def iter_blocks(path: str | Path, block_frames: int = 1 << 16) -> Iterator[np.ndarray]:
+    """Decode ``path`` block by block: float32 ``(channels, n)`` arrays at the file's own rate and
+    channel count, ``n <= block_frames``, that concatenate to what ``decode(path)`` returns.
+
+    For a file already checked by ``probe`` (an upload): nothing is checked here, damaged packets
+    are skipped. Memory stays at a few blocks whatever the file's length.
+    """
+    container = _open(Path(path))
+    try:
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="fltp", rate=stream.rate)
+        declared = _mp4_declared_frames(container, stream)
+        emitted, held = 0, []  # held: decoded frames beyond the MP4 declared length, dropped if few
+        pending: list[np.ndarray] = []
+        pending_frames = 0
+
+        def frames_out(frames: list[av.AudioFrame]) -> Iterator[np.ndarray]:
+            nonlocal emitted, pending_frames
+            for frame in frames:
+                data = frame.to_ndarray()
+                if declared is not None:
+                    keep = max(0, min(data.shape[1], declared - emitted))
+                    if keep < data.shape[1]:
+                        held.append(data[:, keep:])
+                    data = data[:, :keep]
+                emitted += data.shape[1]
+                pending.append(data)
+                pending_frames += data.shape[1]
+                while pending_frames >= block_frames:
+                    joined = np.concatenate(pending, axis=1)
+                    yield joined[:, :block_frames]
+                    pending[:] = [joined[:, block_frames:]]
+                    pending_frames -= block_frames
+
+        try:
+            for packet in container.demux(stream):
+                try:
+                    decoded = packet.decode()
+                except av.FFmpegError:
+                    continue
+                for frame in decoded:
+                    yield from frames_out(resampler.resample(frame))
+        except av.FFmpegError:
+            pass  # a damaged tail: probe has accepted the file, keep what decoded
+        yield from frames_out(resampler.resample(None))
+        extra = sum(h.shape[1] for h in held)
+        if held and extra > 2 * 2048:  # more than AAC padding: not an edit-list trim, keep it (as decode)
+            pending.append(np.concatenate(held, axis=1))
+        if pending and (tail := np.concatenate(pending, axis=1)).shape[1]:
+            for start in range(0, tail.shape[1], block_frames):
+                yield tail[:, start:start + block_frames].astype(np.float32, copy=False)
+    finally:
+        container.close()
 
 
 def _read(
@@ -189,10 +344,14 @@ def _mp4_frames(container: InputContainer, stream: AudioStream, decoded: int) ->
     FFmpeg skips the encoder delay the edit list names but keeps the padding of the last frame;
     trimming to the declared duration (at most two codec frames shorter) makes the length exact.
     """
+    declared = _mp4_declared_frames(container, stream)
+    return declared if declared is not None and 0 < decoded - declared <= 2 * 2048 else None
+
+
+def _mp4_declared_frames(container: InputContainer, stream: AudioStream) -> int | None:
     if _format_name(container.format.name) != "mp4" or not stream.duration or not stream.time_base:
         return None
-    declared = round(float(stream.duration * stream.time_base) * stream.rate)
-    return declared if 0 < decoded - declared <= 2 * 2048 else None
+    return round(float(stream.duration * stream.time_base) * stream.rate)
 
 
 def _scan(container: InputContainer, stream: AudioStream, resampler: av.AudioResampler | None) -> _Scan:
@@ -293,7 +452,3 @@ def _map_channels(samples: np.ndarray, channels: int | None) -> np.ndarray:
     if samples.shape[0] == 1:
         return np.repeat(samples, channels, axis=0)
     raise ValueError(f"cannot map {samples.shape[0]} channels to {channels}")
-
-
-def _write_mp3(path: Path, samples: np.ndarray, sample_rate: int, bitrate_kbps: int) -> None:
-    encoders.write_mp3(path, samples, sample_rate, bitrate_kbps)

@@ -191,11 +191,12 @@ def test_write_is_atomic_and_cleans_up(tmp_path: Path, monkeypatch: pytest.Monke
     io.write_audio(tmp_path / "ok.flac", wf)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.flac"]
 
-    def broken(path: Path, *args: object) -> None:
-        Path(path).write_bytes(b"half an mp3")
+    def broken(self: object, samples: np.ndarray) -> None:
+        self.out.close()  # type: ignore[attr-defined]
+        Path(self.path).write_bytes(b"half an mp3")  # type: ignore[attr-defined]
         raise OSError("disk full")
 
-    monkeypatch.setattr(io, "_write_mp3", broken)
+    monkeypatch.setattr(io.encoders._FfmpegEncoder, "write", broken)
     with pytest.raises(OSError, match="disk full"):
         io.write_audio(tmp_path / "bad.mp3", wf)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.flac"]
