@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from app.audio import registry
-from app.audio.separation import demucs_engine, spleeter, weights
+from app.audio.separation import demucs_engine, spleeter, streaming, weights
 from app.audio.types import ModelUnavailable, ProgressCallback, Stems, Waveform, no_progress
 
 FOUR_SOURCES = ("drums", "bass", "other", "vocals")
@@ -167,10 +167,29 @@ def load(model_name: str, models_dir: str | Path, device: str | None = None) -> 
     )
 
 
-def separate(
-    wf: Waveform,
+@dataclass
+class SeparationRun:
+    """What a separation did: model, timings, length, and how often CUDA memory ran out."""
+
+    model: str
+    frames: int
+    sample_rate: int
+    channels: int
+    load_seconds: float = 0.0
+    """Seconds spent loading the model in this call (0.0 when it was already cached)."""
+    compute_seconds: float = 0.0
+    """Seconds from the first read to the last block handed on, excluding the model load."""
+    forward_seconds: float | None = None
+    """Seconds inside the network's forward calls (Demucs; None for Spleeter)."""
+    oom_retries: int = 0
+    """Segments run again in smaller pieces after CUDA ran out of memory."""
+
+
+def separate_stream(
+    source: streaming.Source,
     model_name: str,
     models_dir: str | Path,
+    sink: streaming.Sink,
     on_progress: ProgressCallback = no_progress,
     *,
     shifts: int = 0,
@@ -178,46 +197,67 @@ def separate(
     segment: float | None = None,
     stems: str = "two",
     device: str | None = None,
-) -> Stems:
-    """Split ``wf`` into vocals and instrumental, both sample-aligned with it (same rate and shape).
+) -> SeparationRun:
+    """Separate ``source`` block by block, handing ``sink(mix, stems)`` each finished block.
 
-    Spleeter's instrumental is the mix minus the vocals, so the two always sum to the input;
-    Demucs's is the sum of its non-vocal sources. ``shifts``/``overlap``/``segment`` (seconds, capped
-    at the model's maximum) tune Demucs only. ``stems="all"`` also returns every other source of a
-    Demucs model in ``Stems.others`` (Spleeter has only its two).
-    ``device`` ("cpu", "cuda", "cuda:1"; default ``resolve_device()``) is where the network runs;
-    the waveforms stay in host memory and only one chunk at a time goes to the device.
-    ``on_progress(fraction, "separating")`` is called per chunk and may raise ``JobCanceled``,
-    which propagates. Raises ``UnknownModel``, ``ModelUnavailable``.
+    ``stems`` holds ``vocals`` and ``instrumental`` (Spleeter's is the mix minus the vocals, so the
+    two always sum to the input; Demucs's is the sum of its other sources) and, with
+    ``stems="all"`` on a Demucs model, every other source (drums, bass, other, guitar, piano).
+    Blocks come in order and add up to exactly the input's length, rate and channel count.
+    Memory does not grow with the song's length (see ``streaming``). ``shifts``/``overlap``/
+    ``segment`` (seconds, capped at the model's maximum) tune Demucs only. ``device`` ("cpu",
+    "cuda", "cuda:1"; default ``resolve_device()``) is where the network runs; audio stays in host
+    memory. ``on_progress(fraction, "separating")`` is called per segment (Demucs) or chunk
+    (Spleeter) and may raise ``JobCanceled``, which propagates. Raises ``UnknownModel``,
+    ``ModelUnavailable``.
     """
     spec = model_spec(model_name)
-    samples = np.ascontiguousarray(wf.samples, dtype=np.float32)
-    if samples.ndim != 2 or samples.shape[0] < 1:
-        raise ValueError(f"expected samples shaped (channels, frames), got {samples.shape}")
     if stems not in ("two", "all"):
         raise ValueError(f"stems must be 'two' or 'all', got {stems!r}")
     device = resolve_device(device)
     model, load_seconds = load(model_name, models_dir, device)
     started = time.perf_counter()
-    others: dict[str, np.ndarray] = {}
-    if samples.shape[1] == 0:
-        vocals, instrumental = samples.copy(), samples.copy()
-    elif spec.engine == "spleeter":
-        vocals = spleeter.separate_vocals(model, samples, wf.sample_rate, on_progress)
-        instrumental = samples - vocals
+    engine: spleeter.SpleeterStream | demucs_engine.DemucsStream
+    if spec.engine == "spleeter":
+        engine = spleeter.SpleeterStream(model, on_progress)
     else:
-        vocals, instrumental, others = demucs_engine.separate_stems(
-            model, samples, wf.sample_rate, on_progress, shifts=shifts, overlap=overlap, segment=segment,
-            device=device, keep_sources=stems == "all",
-        )
+        engine = demucs_engine.DemucsStream(model, on_progress, shifts=shifts, overlap=overlap, segment=segment,
+                                            device=device, keep_sources=stems == "all")
+    frames = streaming.run(source, engine, sink)
     on_progress(1.0, "separating")
+    return SeparationRun(
+        model=model_name, frames=frames, sample_rate=source.sample_rate, channels=source.channels,
+        load_seconds=load_seconds, compute_seconds=time.perf_counter() - started,
+        forward_seconds=getattr(engine, "forward_seconds", None), oom_retries=getattr(engine, "oom_retries", 0),
+    )
+
+
+def separate(
+    wf: Waveform,
+    model_name: str,
+    models_dir: str | Path,
+    on_progress: ProgressCallback = no_progress,
+    **options: Any,
+) -> Stems:
+    """``separate_stream`` on an in-memory waveform, collecting the stems: ``Stems`` sample-aligned
+    with ``wf`` (same rate and shape); ``Stems.others`` has the other sources with ``stems="all"``.
+    """
+    parts: dict[str, list[np.ndarray]] = {}
+
+    def collect(mix: np.ndarray, stems: dict[str, np.ndarray]) -> None:
+        for name, block in stems.items():
+            parts.setdefault(name, []).append(block)
+
+    source = streaming.Source.from_array(wf.samples, wf.sample_rate)
+    run = separate_stream(source, model_name, models_dir, collect, on_progress, **options)
+    empty = np.zeros((wf.channels, 0), np.float32)
+    waves = {name: Waveform(np.concatenate(blocks, axis=1) if blocks else empty, wf.sample_rate)
+             for name, blocks in parts.items()}
+    for name in ("vocals", "instrumental"):
+        waves.setdefault(name, Waveform(empty.copy(), wf.sample_rate))
     return Stems(
-        vocals=Waveform(vocals.astype(np.float32, copy=False), wf.sample_rate),
-        instrumental=Waveform(instrumental.astype(np.float32, copy=False), wf.sample_rate),
-        model=model_name,
-        load_seconds=load_seconds,
-        compute_seconds=time.perf_counter() - started,
-        others={name: Waveform(a.astype(np.float32, copy=False), wf.sample_rate) for name, a in others.items()},
+        vocals=waves.pop("vocals"), instrumental=waves.pop("instrumental"), model=model_name,
+        load_seconds=run.load_seconds, compute_seconds=run.compute_seconds, others=waves,
     )
 
 
@@ -255,4 +295,6 @@ __all__ = [
     "model_spec",
     "resolve_device",
     "separate",
+    "separate_stream",
+    "SeparationRun",
 ]

@@ -17,8 +17,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from app.audio.io import resample
-from app.audio.separation.channels import merge_pairs, stereo_pairs
 from app.audio.types import ModelUnavailable, ProgressCallback
 
 SAMPLE_RATE = 44100  # Hz: the rate the released weights were trained at
@@ -160,35 +158,65 @@ def load_model() -> SpleeterModel:
     return model.eval()
 
 
-def separate_vocals(
-    model: SpleeterModel, samples: np.ndarray, sample_rate: int, on_progress: ProgressCallback
-) -> np.ndarray:
-    """Vocals of ``samples`` (float32 ``(channels, frames)`` at ``sample_rate`` Hz), same shape.
+class SpleeterStream:
+    """Spleeter as a ``streaming.StreamEngine``: vocals of stereo pairs at 44.1 kHz, chunk by chunk.
 
-    Channels are processed in stereo pairs (a mono channel is doubled). Calls
-    ``on_progress(fraction, "separating")`` after every chunk and lets ``JobCanceled`` through.
+    Chunks of ``CHUNK_SAMPLES`` overlap by ``OVERLAP_SAMPLES`` and are crossfaded; a chunk runs as
+    soon as its samples have arrived, and everything before the next chunk's start is final.
+    ``on_progress(fraction, "separating")`` is called after every chunk and may raise
+    ``JobCanceled``.
     """
-    channels, frames = samples.shape
-    at_44k = resample(samples, sample_rate, SAMPLE_RATE)
-    pairs = stereo_pairs(at_44k)
-    starts = _chunk_starts(at_44k.shape[1])
-    total = len(pairs) * len(starts)
-    on_progress(0.0, "separating")
-    estimates = []
-    for p, pair in enumerate(pairs):
-        mixed = torch.from_numpy(pair)
-        out = torch.zeros_like(mixed)
-        weight = torch.zeros(mixed.shape[1])
-        for k, start in enumerate(starts):
-            end = min(start + CHUNK_SAMPLES, mixed.shape[1])
-            ramp = _crossfade(end - start, first=k == 0, last=k == len(starts) - 1)
-            out[:, start:end] += model.separate_vocals(mixed[:, start:end]) * ramp
-            weight[start:end] += ramp
-            on_progress((p * len(starts) + k + 1) / total, "separating")
-        out /= weight.clamp_min(1e-8)
-        estimates.append(out.numpy())
-    vocals = merge_pairs(estimates, channels)
-    return _fit(resample(vocals, SAMPLE_RATE, sample_rate), frames)
+
+    rate = SAMPLE_RATE
+    names = ("vocals",)
+    needs_stats = False
+
+    def __init__(self, model: SpleeterModel, on_progress: ProgressCallback) -> None:
+        self.model, self.on_progress = model, on_progress
+        self.starts: list[int] = []
+        self.frames = 0
+
+    def start(self, frames: int, stats: object = None) -> None:
+        self.frames = frames
+        self.starts = _chunk_starts(frames) if frames else []
+        self.next = 0  # index of the next chunk to run
+        self.buf: torch.Tensor | None = None  # input from position buf_start on
+        self.buf_start = 0
+        self.out: torch.Tensor | None = None  # weighted vocals from position buf_start on
+        self.weight = torch.zeros(0)
+        self.on_progress(0.0, "separating")
+
+    def push(self, pairs: np.ndarray | None) -> dict[str, np.ndarray]:
+        if pairs is not None and pairs.shape[-1]:
+            block = torch.from_numpy(np.ascontiguousarray(pairs, dtype=np.float32))
+            self.buf = block if self.buf is None else torch.cat([self.buf, block], dim=-1)
+            self.out = torch.cat([self.out, torch.zeros_like(block)], dim=-1) if self.out is not None \
+                else torch.zeros_like(block)
+            self.weight = torch.cat([self.weight, torch.zeros(block.shape[-1])])
+        if self.buf is None:
+            return {}
+        available = self.buf_start + self.buf.shape[-1]
+        while self.next < len(self.starts):
+            start = self.starts[self.next]
+            end = min(start + CHUNK_SAMPLES, self.frames)
+            if end > available:
+                break
+            last = self.next == len(self.starts) - 1
+            ramp = _crossfade(end - start, first=self.next == 0, last=last)
+            a, b = start - self.buf_start, end - self.buf_start
+            for p in range(self.buf.shape[0]):
+                self.out[p, :, a:b] += self.model.separate_vocals(self.buf[p, :, a:b]) * ramp
+            self.weight[a:b] += ramp
+            self.next += 1
+            self.on_progress(self.next / len(self.starts), "separating")
+        final = self.starts[self.next] if self.next < len(self.starts) else available
+        done = final - self.buf_start
+        if done <= 0:
+            return {}
+        vocals = self.out[..., :done] / self.weight[:done].clamp_min(1e-8)
+        self.buf, self.out, self.weight = self.buf[..., done:], self.out[..., done:], self.weight[done:]
+        self.buf_start = final
+        return {"vocals": vocals.numpy()}
 
 
 def _chunk_starts(frames: int) -> list[int]:
@@ -206,9 +234,3 @@ def _crossfade(length: int, first: bool, last: bool) -> torch.Tensor:
     if not last:  # only the last chunk can be shorter than CHUNK_SAMPLES (> 2 overlaps)
         ramp[-OVERLAP_SAMPLES:] = fade.flip(0)
     return ramp
-
-
-def _fit(samples: np.ndarray, frames: int) -> np.ndarray:
-    if samples.shape[1] >= frames:
-        return samples[:, :frames]
-    return np.pad(samples, ((0, 0), (0, frames - samples.shape[1])))
