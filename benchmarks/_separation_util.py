@@ -145,8 +145,10 @@ def run_demucs_cli(
 ) -> tuple[float, Path]:
     """``python -m demucs --two-stems vocals`` on ``song``: (wall seconds of the subprocess, stems folder)."""
     cmd = [sys.executable, "-m", "demucs", "--two-stems", "vocals", "-n", model.name, "--repo", str(model.repo),
-           "--float32", "--clip-mode", "clamp", "--segment", f"{model.segment:g}", "--overlap", f"{overlap:g}",
-           "--shifts", str(shifts), "-o", str(out), str(song)]
+           "--float32", "--clip-mode", "clamp", "--overlap", f"{overlap:g}", "--shifts", str(shifts),
+           "-o", str(out), str(song)]
+    # no --segment: the CLI takes whole seconds only (argparse type=int refuses 7.8), so both sides
+    # run at the model's own segment (7.8 s for htdemucs), which is also what the job uses
     started = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     wall = time.perf_counter() - started
