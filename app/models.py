@@ -180,6 +180,8 @@ class Artifact(db.Model):
     model: Mapped[str | None] = mapped_column(sa.String(64))
     params_key: Mapped[str | None] = mapped_column(sa.String(64))
     size_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    """Quality measures of what the file holds (separation stems: ``app.audio.separation.quality``)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     song: Mapped[Song] = relationship(back_populates="artifacts")
@@ -192,6 +194,7 @@ class Artifact(db.Model):
             "mime": self.mime,
             "model": self.model,
             "size_bytes": self.size_bytes,
+            "metrics": self.metrics,
             "created_at": iso(self.created_at),
             "url": url,
         }

@@ -9,18 +9,22 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import queue
 import shutil
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from flask import current_app
 
 from app.audio import separation, whisper_models
-from app.audio.io import decode, write_audio
+from app.audio.io import AudioWriter, decode
+from app.audio.separation import quality as separation_quality
+from app.audio.separation import streaming
 from app.audio.timed_lyrics import imported_timing, lyrics_text, timing_format
-from app.audio.types import LyricsTiming, Waveform
+from app.audio.types import LyricsTiming
 from app.errors import ApiError
 from app.extensions import db
 from app.models import Artifact, Job, Song
@@ -131,14 +135,16 @@ def _cached(song: Song, kinds: list[str], key: str) -> dict[str, Artifact] | Non
     return None
 
 
-def _store(job: Job, files: dict[str, Path], model: str | None, key: str) -> dict[str, Artifact]:
+def _store(job: Job, files: dict[str, Path], model: str | None, key: str,
+           metrics: dict[str, Any] | None = None) -> dict[str, Artifact]:
     paths = {str(p) for p in files.values()}
     # rows for the same inputs, or for a file this job just overwrote (karaoke files keep their names
     # across lyrics revisions), no longer describe what is on disk
     for old in [a for a in job.song.artifacts if a.kind in files and (a.params_key == key or a.path in paths)]:
         db.session.delete(old)
     stored = {kind: Artifact(song=job.song, job_id=job.id, kind=kind, path=str(path), model=model, params_key=key,
-                             mime=MIME.get(path.suffix, "application/octet-stream"), size_bytes=path.stat().st_size)
+                             mime=MIME.get(path.suffix, "application/octet-stream"), size_bytes=path.stat().st_size,
+                             metrics=(metrics or {}).get(kind))
               for kind, path in files.items()}
     db.session.add_all(stored.values())
     db.session.commit()
@@ -177,66 +183,127 @@ def separate_work(job: Job, progress: Progress) -> dict[str, Any]:
     kinds = [*names, "vocals_mp3", "instrumental_mp3"]
     if cached := _cached(song, kinds, key):
         return {"model": model, "cache_hit": True, "load_seconds": 0.0, "compute_seconds": 0.0,
-                "artifacts": _ids(cached)}
-    progress(0.0, "decoding")
-    wave = decode(song.upload_path)
+                "artifacts": _ids(cached), "quality": cached["vocals"].metrics}
     tuning = {k: options[k] for k in ("shifts", "overlap", "segment", "stems")} if options else {}
-    stems = separation.separate(wave, model, current_app.config["MODELS_DIR"], on_progress=progress.scaled(0.02, 0.9),
-                                device=_device(), **tuning)
-    progress(0.9, "writing")
     final_dir = storage.output_dir(song.id) / model
     if options:  # its own folder, so the default stems (and the MP3s karaoke uses) are never overwritten
         final_dir = final_dir / key[:12]
-    # the measures run while the stems are encoded (both mostly outside the GIL), so they cost little time
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        measured = pool.submit(_quality, wave, stems.vocals, stems.instrumental, current_app.logger)
-        with _Staging(final_dir, job) as staging:
-            files = _write_stems(staging, {"vocals": stems.vocals, "instrumental": stems.instrumental,
-                                           **stems.others},
-                                 options or {"format": "flac", "sample_format": "s16", "bitrate": None})
-            moved = _publish(staging, final_dir)
-        quality = measured.result()
-    stored = _store(job, {kind: moved[name] for kind, name in files.items()}, model, key)
-    return {"model": model, "cache_hit": False, "load_seconds": round(stems.load_seconds, 3),
-            "compute_seconds": round(stems.compute_seconds, 3), "artifacts": _ids(stored), "quality": quality}
+    progress(0.0, "decoding")
+    source = streaming.Source.from_file(song.upload_path)
+    with _Staging(final_dir, job) as staging:
+        files = _StemFiles(staging, source.sample_rate, source.channels,
+                           options or {"format": "flac", "sample_format": "s16", "bitrate": None},
+                           current_app.logger)
+        try:
+            run = separation.separate_stream(source, model, current_app.config["MODELS_DIR"], files.put,
+                                             on_progress=progress.scaled(0.02, 0.98), device=_device(), **tuning)
+            progress(0.98, "writing")
+            written, quality = files.close()
+        except BaseException:
+            files.abort()
+            raise
+        moved = _publish(staging, final_dir)
+    stored = _store(job, {kind: moved[name] for kind, name in written.items()}, model, key,
+                    metrics={kind: quality for kind in written})
+    return {"model": model, "cache_hit": False, "load_seconds": round(run.load_seconds, 3),
+            "compute_seconds": round(run.compute_seconds, 3),
+            "forward_seconds": None if run.forward_seconds is None else round(run.forward_seconds, 3),
+            "oom_retries": run.oom_retries, "artifacts": _ids(stored), "quality": quality}
 
 
-def _quality(mix: Waveform, vocals: Waveform, instrumental: Waveform, logger: logging.Logger) -> dict[str, Any] | None:
-    """Reference-free measures of a separation (``app.audio.separation.quality``); None, with a
-    warning in ``logger``, when they fail: the stems are fine without them. Runs in a worker thread
-    (no app context there)."""
-    from app.audio.separation import quality
+class _StemFiles:
+    """Writes a separation's stems while the model runs: a sink for ``separation.separate_stream``.
 
-    started = time.perf_counter()
-    try:
-        measures = quality.reference_free(mix, {"vocals": vocals, "instrumental": instrumental})
-    except Exception:  # noqa: BLE001 - a measure must never fail the separation it describes
-        logger.warning("separation quality measures failed", exc_info=True)
-        return None
-    return {**measures, "seconds": round(time.perf_counter() - started, 3)}
+    Blocks go through a short queue to one thread that encodes every stem in ``options["format"]``
+    plus the MP3 copies of vocals and instrumental the karaoke job uses (192 kbps; the stems
+    themselves when the format is MP3), and feeds the reference-free quality measures. The encoders
+    and the measures mostly run outside the GIL, so this overlaps the network's next segment.
+    """
 
+    def __init__(self, folder: Path, sample_rate: int, channels: int, options: dict[str, Any],
+                 logger: logging.Logger) -> None:
+        self.folder, self.rate, self.channels, self.options = folder, sample_rate, channels, options
+        self.logger = logger
+        self.writers: dict[str, AudioWriter] = {}
+        self.files: dict[str, str] = {}  # artifact kind -> file name
+        self.measure: separation_quality.ReferenceFree | None = separation_quality.ReferenceFree(sample_rate)
+        self.queue: queue.Queue[tuple[np.ndarray, dict[str, np.ndarray]] | None] = queue.Queue(maxsize=4)
+        self.error: BaseException | None = None
+        self.measure_seconds = 0.0
+        self.thread = threading.Thread(target=self._work, name="stem-writer", daemon=True)
+        self.thread.start()
 
-def _write_stems(folder: Path, stems: dict[str, Waveform], options: dict[str, Any]) -> dict[str, str]:
-    """Each stem as ``options["format"]``, plus the MP3 copies of vocals and instrumental that the
-    karaoke job uses (192 kbps; the stems themselves when the format is MP3). Returns artifact kind
-    -> file name. One thread per stem: the encoders release the GIL, and MP3 encoding is most of the
-    time spent outside the model (about 4 s per 3-minute stereo stem)."""
-    fmt = options["format"]
-    files = {name: f"{name}.{fmt}" for name in stems}
-    jobs = [(name, wave, fmt, options.get("bitrate") or 192) for name, wave in stems.items()]
-    for name in ("vocals", "instrumental"):
-        files[f"{name}_mp3"] = f"{name}.mp3"
-        if fmt != "mp3":
-            jobs.append((name, stems[name], "mp3", 192))
+    def put(self, mix: np.ndarray, stems: dict[str, np.ndarray]) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put((mix, stems))
 
-    def write(name: str, wave: Waveform, fmt: str, kbps: int) -> None:
-        sample_format = options.get("sample_format") or "s16"
-        write_audio(folder / f"{name}.{fmt}", wave, fmt, bitrate_kbps=kbps, sample_format=sample_format)
+    def close(self) -> tuple[dict[str, str], dict[str, Any] | None]:
+        """Finish every file; returns (artifact kind -> file name, quality measures or None)."""
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        for writer in self.writers.values():
+            writer.close()
+        quality = None
+        if self.measure is not None:
+            started = time.perf_counter()
+            try:
+                quality = self.measure.result()
+                quality["seconds"] = round(self.measure_seconds + time.perf_counter() - started, 3)
+            except Exception:  # noqa: BLE001 - a measure must never fail the separation it describes
+                self.logger.warning("separation quality measures failed", exc_info=True)
+        return self.files, quality
 
-    with ThreadPoolExecutor(max_workers=min(len(jobs), 4)) as pool:
-        for future in [pool.submit(write, *args) for args in jobs]:
-            future.result()
-    return files
+    def abort(self) -> None:
+        if self.thread.is_alive():
+            self.error = self.error or RuntimeError("aborted")
+            while self.thread.is_alive():  # unblock and stop the writer thread
+                try:
+                    self.queue.put(None, timeout=0.1)
+                except queue.Full:
+                    pass
+                self.thread.join(timeout=0.1)
+        for writer in self.writers.values():
+            writer.abort()
+
+    def _work(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is not None:
+                continue
+            try:
+                self._write(*item)
+            except BaseException as exc:  # noqa: BLE001 - handed to the separating thread
+                self.error = exc
+
+    def _write(self, mix: np.ndarray, stems: dict[str, np.ndarray]) -> None:
+        fmt = self.options["format"]
+        for name, block in stems.items():
+            if name not in self.writers:
+                self._open(name, fmt, self.options.get("bitrate") or 192)
+            self.writers[name].write(block)
+            if f"{name}_mp3" in self.writers:
+                self.writers[f"{name}_mp3"].write(block)
+        if self.measure is not None:
+            started = time.perf_counter()
+            try:
+                self.measure.add(mix, {"vocals": stems["vocals"], "instrumental": stems["instrumental"]})
+            except Exception:  # noqa: BLE001 - see close()
+                self.logger.warning("separation quality measures failed", exc_info=True)
+                self.measure = None
+            self.measure_seconds += time.perf_counter() - started
+
+    def _open(self, name: str, fmt: str, kbps: int) -> None:
+        sample_format = self.options.get("sample_format") or "s16"
+        self.writers[name] = AudioWriter(self.folder / f"{name}.{fmt}", self.channels, self.rate, fmt, kbps,
+                                         sample_format)
+        self.files[name] = f"{name}.{fmt}"
+        if name in ("vocals", "instrumental"):
+            self.files[f"{name}_mp3"] = f"{name}.mp3"
+            if fmt != "mp3":
+                self.writers[f"{name}_mp3"] = AudioWriter(self.folder / f"{name}.mp3", self.channels, self.rate,
+                                                          "mp3", 192)
 
 
 def transcribe_work(job: Job, progress: Progress) -> dict[str, Any]:

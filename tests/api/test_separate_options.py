@@ -21,8 +21,8 @@ from tests.audio.signal_checks import correlation, xcorr_lag
 SONG = "separation/musicdelta-80s-rock/mixture.flac"
 
 
-def _upload(client, auth, shared_data) -> str:
-    data = {"file": (io.BytesIO((shared_data / SONG).read_bytes()), "mix.flac")}
+def _upload(client, auth, shared_data, song: str = SONG) -> str:
+    data = {"file": (io.BytesIO((shared_data / song).read_bytes()), Path(song).name)}
     resp = client.post("/api/v1/songs", data=data, headers=auth, content_type="multipart/form-data")
     assert resp.status_code == 201
     return resp.get_json()["id"]
@@ -147,3 +147,66 @@ def test_separation_result_carries_quality(app, client, auth, shared_data):
     residue = measures["vocal_residue"]
     assert residue["singing_seconds"] > 3 and residue["residue_db"] is not None
     assert measures["seconds"] >= 0
+
+
+def test_cache_hit_returns_the_stored_quality(app, client, auth, shared_data):
+    sid = _upload(client, auth, shared_data)
+    first = _separate(app, sid, None)
+    again = _separate(app, sid, None)
+    assert again["cache_hit"] is True and again["artifacts"] == first["artifacts"]
+    assert again["quality"] == first["quality"] and again["quality"]["reconstruction_error_db"] < -40
+    files = client.get(f"/api/v1/songs/{sid}", headers=auth).get_json()
+    stems = {a["kind"]: a for a in files["artifacts"]}
+    assert stems["vocals"]["metrics"] == first["quality"]  # stored with every stem artifact
+
+
+def test_cancel_while_separating_stops_within_a_chunk_and_leaves_nothing(app, client, auth, shared_data,
+                                                                          monkeypatch):
+    from app.services import jobs, storage
+
+    monkeypatch.setattr(jobs, "CANCEL_CHECK_INTERVAL_S", 0.0)
+    sid = _upload(client, auth, shared_data, "songs-en/jonathan-coulton-better/audio.mp3")  # 17 Spleeter chunks
+    with app.app_context():
+        job = create_job(db.session.get(Song, sid), "separate", {"model": "spleeter"})
+        db.session.commit()
+        job_id = job.id
+    chunks_after_cancel = []
+    original = jobs.Progress.__call__
+
+    def spy(self, fraction, stage):  # the job's own progress: cancel through the API at the first chunk
+        if stage == "separating" and 0 < fraction < 1:
+            if not chunks_after_cancel:
+                assert client.post(f"/api/v1/jobs/{job_id}/cancel", headers=auth).status_code == 202
+            chunks_after_cancel.append(fraction)
+        original(self, fraction, stage)
+
+    monkeypatch.setattr(jobs.Progress, "__call__", spy)
+
+    with app.app_context():
+        jobs.run_job(job_id, separate_work)
+        job = db.session.get(Job, job_id)
+        assert job.status == "canceled" and not job.song.artifacts
+        out = storage.output_dir(sid)
+        assert not [p for p in out.rglob("*") if p.is_file()]  # no stem, no staging folder left
+    assert len(chunks_after_cancel) == 1  # no chunk ran after the cancel request
+
+
+def test_six_stem_demucs_job_writes_every_source(app, client, auth, shared_data, tmp_path, monkeypatch):
+    from tests.audio.demucs_fixtures import make_demucs_repo
+
+    make_demucs_repo(tmp_path / "models", "htdemucs_6s")
+    monkeypatch.setitem(app.config, "MODELS_DIR", str(tmp_path / "models"))
+    sid = _upload(client, auth, shared_data)
+    with app.app_context():
+        params = {"model": "htdemucs_6s", "output": {**DEFAULTS, "format": "flac", "sample_format": "s16",
+                                                     "stems": "all", "bitrate": None}}
+        job = create_job(db.session.get(Song, sid), "separate", params)
+        db.session.commit()
+        result = separate_work(db.session.get(Job, job.id), Progress(job))
+        assert set(result["artifacts"]) == {"vocals", "instrumental", "drums", "bass", "other", "guitar", "piano",
+                                            "vocals_mp3", "instrumental_mp3"}
+        assert result["forward_seconds"] > 0 and result["oom_retries"] == 0
+        mix = decode(db.session.get(Song, sid).upload_path)
+        for artifact in db.session.get(Song, sid).artifacts:
+            if artifact.kind in result["artifacts"]:
+                assert decode(artifact.path).samples.shape == mix.samples.shape

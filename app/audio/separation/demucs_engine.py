@@ -179,13 +179,11 @@ class DemucsStream:
         try:
             if self.oom_segment is not None:
                 return self._forward_split(sub, window, self.oom_segment)
-            with torch.inference_mode():
-                try:
+            try:
+                with torch.inference_mode():
                     return sub(window.to(self.device)).to("cpu")
-                except torch.OutOfMemoryError:
-                    if not str(self.device).startswith("cuda"):
-                        raise
-            return self._retry_smaller(sub, window)
+            except torch.OutOfMemoryError:
+                return self._retry_smaller(sub, window)
         finally:
             self.forward_seconds += time.perf_counter() - started
 

@@ -39,67 +39,127 @@ def _energy(x: np.ndarray) -> float:
     return float(np.dot(x.ravel().astype(np.float64), x.ravel().astype(np.float64)))
 
 
-def reconstruction_error_db(mix: Waveform, stems: dict[str, Waveform]) -> float:
-    """10·log10(energy(mix - sum of stems) / energy(mix)), clamped at FLOOR_DB."""
-    residual = mix.samples.astype(np.float64).copy()
-    for wave in stems.values():
-        n = min(residual.shape[1], wave.frames)
-        residual[: wave.channels, :n] -= wave.samples[:, :n]
-    mix_energy = _energy(mix.samples)
-    return _db(_energy(residual) / mix_energy) if mix_energy > 0 else FLOOR_DB
+class ReferenceFree:
+    """The reference-free measures, fed block by block (``add``), read at the end (``result``).
+
+    Memory is bounded: the residue analysis runs on ``WINDOW_S`` windows of 16 kHz mono audio (the
+    voice detector's loudness rule is relative to each window's loud frames); a song shorter than
+    that is one window.
+    """
+
+    WINDOW_S = 300
+
+    def __init__(self, sample_rate: int) -> None:
+        from app.audio.alignment import VAD_FRAME_S
+        from app.audio.io import StreamResampler
+        from app.audio.transcribe import SAMPLE_RATE
+
+        self.frame = round(VAD_FRAME_S * SAMPLE_RATE)
+        self.window = self.WINDOW_S * SAMPLE_RATE // self.frame * self.frame
+        self.mix_energy = self.residual_energy = 0.0
+        self.voice = StreamResampler(1, sample_rate, SAMPLE_RATE)
+        self.inst = StreamResampler(1, sample_rate, SAMPLE_RATE)
+        self.voice_parts: list[np.ndarray] = []
+        self.inst_parts: list[np.ndarray] = []
+        self.buffered = 0
+        self.has_residue = False
+        self.singing_frames = 0
+        self.power = {True: [0.0, 0], False: [0.0, 0]}  # singing? -> [sum of power, frames]
+
+    def add(self, mix: np.ndarray, stems: dict[str, np.ndarray]) -> None:
+        """The next block of the mix and of every stem, ``(channels, n)`` each."""
+        residual = mix.astype(np.float64)
+        for block in stems.values():
+            residual[: block.shape[0]] -= block
+        self.mix_energy += _energy(mix)
+        self.residual_energy += _energy(residual)
+        instrumental = _instrumental(stems)
+        if VOCALS not in stems or instrumental is None:
+            return
+        self.has_residue = True
+        self.voice_parts.append(self.voice.push(stems[VOCALS].mean(axis=0, keepdims=True))[0])
+        self.inst_parts.append(self.inst.push(instrumental.mean(axis=0, keepdims=True))[0])
+        self.buffered = min(sum(len(v) for v in self.voice_parts), sum(len(i) for i in self.inst_parts))
+        while self.buffered >= self.window:
+            self._analyse(self.window)
+
+    def result(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"reconstruction_error_db": _db(self.residual_energy / self.mix_energy)
+                               if self.mix_energy > 0 else FLOOR_DB}
+        if not self.has_residue:
+            return out
+        self.voice_parts.append(self.voice.finish()[0])
+        self.inst_parts.append(self.inst.finish()[0])
+        self.buffered = min(sum(len(v) for v in self.voice_parts), sum(len(i) for i in self.inst_parts))
+        if self.buffered:
+            self._analyse(self.buffered)
+
+        def level(singing: bool) -> float | None:
+            total, frames = self.power[singing]
+            return _db(total / frames) if frames else None
+
+        during, outside = level(True), level(False)
+        out["vocal_residue"] = {
+            "singing_seconds": round(self.singing_frames * self.frame / 16000, 2),
+            "instrumental_db_singing": during,
+            "instrumental_db_not_singing": outside,
+            "residue_db": round(during - outside, 2) if during is not None and outside is not None else None,
+        }
+        return out
+
+    def _analyse(self, n: int) -> None:
+        from app.audio.transcribe import speech_map
+
+        voice, self.voice_parts = _split(self.voice_parts, n)
+        inst, self.inst_parts = _split(self.inst_parts, n)
+        self.buffered -= n
+        singing = speech_map(voice).speech
+        frames = min(len(singing), n // self.frame)
+        if not frames:
+            return
+
+        def power(x: np.ndarray) -> np.ndarray:
+            return (x[: frames * self.frame].astype(np.float64).reshape(frames, self.frame) ** 2).mean(axis=1)
+
+        # the detector's level rule is relative to the stem's loudest frames: on (near) silent vocals it
+        # would call every frame singing, so frames below SILENT_DB never count
+        singing = singing[:frames] & (power(voice) > 10 ** (SILENT_DB / 10))
+        inst_power = power(inst)
+        self.singing_frames += int(singing.sum())
+        for mask, key in ((singing, True), (~singing, False)):
+            self.power[key][0] += float(inst_power[mask].sum())
+            self.power[key][1] += int(mask.sum())
 
 
-def _instrumental(stems: dict[str, Waveform]) -> Waveform | None:
+def _split(parts: list[np.ndarray], n: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    joined = np.concatenate(parts) if len(parts) != 1 else parts[0]
+    return joined[:n], [joined[n:]] if len(joined) > n else []
+
+
+def _instrumental(stems: dict[str, np.ndarray]) -> np.ndarray | None:
     for name in INSTRUMENTAL:
         if name in stems:
             return stems[name]
-    others = [w for name, w in stems.items() if name != VOCALS]  # Demucs' sources without an instrumental
-    if not others:
-        return None
-    total = sum(w.samples.astype(np.float32) for w in others)
-    return Waveform(np.asarray(total, dtype=np.float32), others[0].sample_rate)
-
-
-def vocal_residue(vocals: Waveform, instrumental: Waveform) -> dict[str, Any]:
-    """The instrumental's RMS level (dBFS) over the frames where the voice detector hears the
-    separated vocals singing and over those where it does not, and their difference (dB)."""
-    from app.audio.alignment import VAD_FRAME_S
-    from app.audio.transcribe import SAMPLE_RATE, speech_map, to_16k_mono
-
-    voice = to_16k_mono(vocals)
-    singing = speech_map(voice).speech
-    inst = to_16k_mono(instrumental).astype(np.float64)
-    frame = round(VAD_FRAME_S * SAMPLE_RATE)
-    n = min(len(singing), len(inst) // frame, len(voice) // frame)
-
-    def power(x: np.ndarray) -> np.ndarray:
-        return (x[: n * frame].astype(np.float64).reshape(n, frame) ** 2).mean(axis=1) if n else np.zeros(0)
-
-    # the detector's level rule is relative to the stem's loudest frames: on (near) silent vocals it
-    # would call every frame singing, so frames below SILENT_DB never count
-    singing = singing[:n] & (power(voice) > 10 ** (SILENT_DB / 10))
-    inst_power = power(inst)
-
-    def level(mask: np.ndarray) -> float | None:
-        return _db(float(inst_power[mask].mean())) if mask.any() else None
-
-    during, outside = level(singing), level(~singing)
-    return {
-        "singing_seconds": round(float(singing.sum()) * VAD_FRAME_S, 2),
-        "instrumental_db_singing": during,
-        "instrumental_db_not_singing": outside,
-        "residue_db": round(during - outside, 2) if during is not None and outside is not None else None,
-    }
+    others = [block for name, block in stems.items() if name != VOCALS]  # Demucs' sources, no instrumental
+    return np.sum(others, axis=0, dtype=np.float32) if others else None
 
 
 def reference_free(mix: Waveform, stems: dict[str, Waveform]) -> dict[str, Any]:
-    """Measures that need no true stems. ``stems`` maps source name to waveform; ``vocals`` and an
-    ``instrumental`` (or ``accompaniment``, or else the sum of the other sources) give the residue."""
-    result: dict[str, Any] = {"reconstruction_error_db": reconstruction_error_db(mix, stems)}
-    instrumental = _instrumental(stems)
-    if VOCALS in stems and instrumental is not None:
-        result["vocal_residue"] = vocal_residue(stems[VOCALS], instrumental)
-    return result
+    """Measures that need no true stems (``ReferenceFree`` over whole waveforms): the reconstruction
+    error, 10·log10(energy(mix - sum of ``stems``) / energy(mix)) clamped at FLOOR_DB, and, given
+    ``vocals`` and an ``instrumental`` (or ``accompaniment``, or else the sum of the other sources),
+    the vocal residue: the instrumental's RMS level (dBFS) over the frames where the voice detector
+    hears the separated vocals singing and over those where it does not, and their difference."""
+    n = mix.frames
+    measure = ReferenceFree(mix.sample_rate)
+    measure.add(mix.samples, {name: _fit(w.samples, n) for name, w in stems.items()})
+    return measure.result()
+
+
+def _fit(samples: np.ndarray, frames: int) -> np.ndarray:
+    if samples.shape[1] >= frames:
+        return samples[:, :frames]
+    return np.pad(samples, ((0, 0), (0, frames - samples.shape[1])))
 
 
 @cache
