@@ -52,6 +52,8 @@ def test_models_lists_demucs_releases_and_spleeter(own_models_app, make_token) -
         assert row["size_bytes"] > 10_000_000 and row["files"] and not any(f["installed"] for f in row["files"])
         assert row["device"] == body["device"] in ("cpu", "cuda")
     assert rows["mdx_extra_q"]["requires"] == ["diffq"]
+    assert rows["htdemucs"]["max_segment"] == 7.8 and rows["mdx_extra"]["max_segment"] == 60.0
+    assert rows["spleeter"]["max_segment"] is None
     assert body["defaults"]["separation"] == "spleeter"
     assert all(row["device"] == body["device"] for row in body["transcription"])
 

@@ -109,6 +109,7 @@ def available_models(models_dir: str | Path) -> list[dict[str, Any]]:
     ``installed``, ``path``) and ``size_bytes`` sums their sizes: bytes on disk for installed files,
     the expected download size for missing ones (None when a size is unknown). ``requires`` names
     the extra Python packages the model needs, ``missing_requirements`` those not installed here.
+    ``max_segment`` is the longest ``segment`` (seconds) the model takes (None: not tunable).
     Loads nothing.
     """
     rows = []
@@ -130,6 +131,7 @@ def available_models(models_dir: str | Path) -> list[dict[str, Any]]:
                 "files": files,
                 "requires": requires,
                 "missing_requirements": [r for r in requires if importlib.util.find_spec(r) is None],
+                "max_segment": spec.max_segment,
             }
         )
     return rows
