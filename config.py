@@ -39,6 +39,7 @@ ENV_SETTINGS: dict[str, tuple[type, Any]] = {
     "TORCH_THREADS": (int, 0),
     "CORS_ORIGINS": (str, "*"),
     "WARM_MODELS": (int, 1),
+    "SEPARATION_COMPILE": (int, 0),
 }
 
 

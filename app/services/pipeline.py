@@ -196,7 +196,8 @@ def separate_work(job: Job, progress: Progress) -> dict[str, Any]:
                            current_app.logger)
         try:
             run = separation.separate_stream(source, model, current_app.config["MODELS_DIR"], files.put,
-                                             on_progress=progress.scaled(0.02, 0.98), device=_device(), **tuning)
+                                             on_progress=progress.scaled(0.02, 0.98), device=_device(),
+                                             compile=bool(current_app.config.get("SEPARATION_COMPILE")), **tuning)
             progress(0.98, "writing")
             written, quality = files.close()
         except BaseException:

@@ -27,11 +27,13 @@ def torch_threads(config: dict) -> int:
 
 def warm_models(app: Flask) -> None:
     from app.audio import pitch, separation, whisper_models
+    from app.services.models_catalog import compute_device
 
     with app.app_context():
         models_dir = app.config["MODELS_DIR"]
-        try:
-            separation.load(separation.default_model(models_dir), models_dir)
+        try:  # the device and compile setting jobs use, so they find the model in the cache
+            separation.load(separation.default_model(models_dir), models_dir, compute_device(),
+                            compile=bool(app.config.get("SEPARATION_COMPILE")))
             whisper_models.load_whisper(whisper_models.default_model(models_dir, "en"), models_dir)
             pitch.warm()  # librosa's numba kernels compile on first use (seconds)
             log.info("models warm")

@@ -3,6 +3,7 @@ that leaves while input is still being read (bounded memory), and CUDA out-of-me
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -134,3 +135,15 @@ def test_out_of_memory_retries_with_smaller_segments(mix: Waveform) -> None:
     hopeless = demucs_engine.DemucsStream(_OomIdentity(limit=100), lambda f, s: None)
     with pytest.raises(torch.OutOfMemoryError, match="even with 1.00 s segments"):
         streaming.run(streaming.Source.from_array(mix.samples, 44100), hopeless, lambda m, s: None)
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_TORCH_COMPILE"),
+                    reason="torch.compile takes ~10 min cold on 2 cores; TEST_TORCH_COMPILE=1 runs it")
+def test_compiled_demucs_gives_the_eager_stems(mix: Waveform, tmp_path: Path) -> None:
+    make_demucs_repo(tmp_path, "htdemucs")
+    eager = separation.separate(mix, "htdemucs", tmp_path)
+    compiled, _ = separation.load("htdemucs", tmp_path, compile=True)
+    assert "forward" in vars(compiled.models[0])  # compiled in place at load (falls back to eager only on failure)
+    stems = separation.separate(mix, "htdemucs", tmp_path, compile=True)
+    assert stems.load_seconds == 0.0  # cached, compiled once
+    np.testing.assert_allclose(stems.vocals.samples, eager.vocals.samples, atol=1e-4)

@@ -152,21 +152,27 @@ def resolve_device(device: str | None = None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load(model_name: str, models_dir: str | Path, device: str | None = None) -> tuple[Any, float]:
+def load(model_name: str, models_dir: str | Path, device: str | None = None,
+         compile: bool = False) -> tuple[Any, float]:
     """Load (or fetch from the process cache) a model: ``(model, seconds spent loading now)``.
 
-    The model is placed on ``device`` (default: ``resolve_device()``). Use it to warm a worker up.
-    Raises ``UnknownModel`` or ``ModelUnavailable``.
+    The model is placed on ``device`` (default: ``resolve_device()``). ``compile`` runs Demucs
+    transformer models through ``torch.compile`` once, at load (``demucs_engine.compile_model``).
+    Use it to warm a worker up. Raises ``UnknownModel`` or ``ModelUnavailable``.
     """
     spec = model_spec(model_name)
     device = resolve_device(device)
     if spec.engine == "spleeter":
         return registry.get_or_load(f"separation:spleeter:{device}", lambda: spleeter.load_model().to(device))
     repo = demucs_engine.repo_dir(models_dir).resolve()
-    return registry.get_or_load(
-        f"separation:demucs:{repo}:{spec.name}:{device}",
-        lambda: demucs_engine.load_model(spec.name, models_dir, spec.needs_diffq).to(device),
-    )
+
+    def load_demucs() -> Any:
+        model = demucs_engine.load_model(spec.name, models_dir, spec.needs_diffq).to(device)
+        if compile:
+            demucs_engine.compile_model(model, device)
+        return model
+
+    return registry.get_or_load(f"separation:demucs:{repo}:{spec.name}:{device}:{int(compile)}", load_demucs)
 
 
 @dataclass
@@ -199,6 +205,7 @@ def separate_stream(
     segment: float | None = None,
     stems: str = "two",
     device: str | None = None,
+    compile: bool = False,
 ) -> SeparationRun:
     """Separate ``source`` block by block, handing ``sink(mix, stems)`` each finished block.
 
@@ -209,7 +216,8 @@ def separate_stream(
     Memory does not grow with the song's length (see ``streaming``). ``shifts``/``overlap``/
     ``segment`` (seconds, capped at the model's maximum) tune Demucs only. ``device`` ("cpu",
     "cuda", "cuda:1"; default ``resolve_device()``) is where the network runs; audio stays in host
-    memory. ``on_progress(fraction, "separating")`` is called per segment (Demucs) or chunk
+    memory; ``compile`` uses a ``torch.compile``d model (see ``load``).
+    ``on_progress(fraction, "separating")`` is called per segment (Demucs) or chunk
     (Spleeter) and may raise ``JobCanceled``, which propagates. Raises ``UnknownModel``,
     ``ModelUnavailable``.
     """
@@ -217,7 +225,7 @@ def separate_stream(
     if stems not in ("two", "all"):
         raise ValueError(f"stems must be 'two' or 'all', got {stems!r}")
     device = resolve_device(device)
-    model, load_seconds = load(model_name, models_dir, device)
+    model, load_seconds = load(model_name, models_dir, device, compile)
     started = time.perf_counter()
     engine: spleeter.SpleeterStream | demucs_engine.DemucsStream
     if spec.engine == "spleeter":

