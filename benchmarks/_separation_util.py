@@ -392,6 +392,9 @@ def rss_child(path: Path, model: str, models_dir: Path, root: Path, limit_mb: fl
     on ``path`` in a fresh Python process; its report with ``peak_mb`` (ru_maxrss of the child).
     The child is killed once its RSS passes ``limit_mb`` (this machine is shared); the report then
     says ``status: "killed"`` and ``peak_mb`` is the high-water mark seen from /proc."""
+    import shutil
+
+    shutil.rmtree(root, ignore_errors=True)  # a fresh database and data folder (a reused --workdir has old ones)
     root.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-c", CHILD, str(REPO), str(path), model, str(models_dir), str(root)]
     log = open(root / "child.log", "w+")
