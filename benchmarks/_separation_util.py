@@ -226,8 +226,11 @@ class Stack:
     user_id: Any = None
 
     def __enter__(self) -> Stack:
+        import shutil
+
         from app.services.broker import embedded_url, start_embedded_redis
 
+        shutil.rmtree(self.root, ignore_errors=True)  # a fresh database and data folder for every run
         port = free_port()
         self.procs.append(start_embedded_redis(self.root / "redis", port))
         env = dict(os.environ, DATA_DIR=str(self.root / "data"), REDIS_URL=embedded_url(port),
