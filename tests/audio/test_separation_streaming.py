@@ -105,7 +105,7 @@ def test_stems_leave_while_the_song_is_still_being_read(tmp_path: Path, model: s
         lags.append(read - out)
 
     separation.separate_stream(streaming.Source(rate, 2, blocks, samples.shape[1]), model, tmp_path, sink)
-    assert out == samples.shape[1] and len(lags) >= 5
+    assert out == samples.shape[1] and len(lags) >= 3  # 40 s: 4 Spleeter chunks, 13 Demucs segments
     limit = 2 * (separation.spleeter.CHUNK_SAMPLES if model == "spleeter" else 4 * rate) + block
     assert max(lags) <= limit
 
