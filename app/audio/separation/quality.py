@@ -54,6 +54,7 @@ class ReferenceFree:
         from app.audio.io import StreamResampler
         from app.audio.transcribe import SAMPLE_RATE
 
+        self.rate = SAMPLE_RATE  # of the analysis: 16 kHz mono, as the voice detector wants
         self.frame = round(VAD_FRAME_S * SAMPLE_RATE)
         self.window = self.WINDOW_S * SAMPLE_RATE // self.frame * self.frame
         self.mix_energy = self.residual_energy = 0.0
@@ -100,7 +101,7 @@ class ReferenceFree:
 
         during, outside = level(True), level(False)
         out["vocal_residue"] = {
-            "singing_seconds": round(self.singing_frames * self.frame / 16000, 2),
+            "singing_seconds": round(self.singing_frames * self.frame / self.rate, 2),
             "instrumental_db_singing": during,
             "instrumental_db_not_singing": outside,
             "residue_db": round(during - outside, 2) if during is not None and outside is not None else None,

@@ -133,7 +133,7 @@ def _first_pass(source: Source, engine: StreamEngine) -> tuple[int, tuple[np.nda
     if to_model is None:
         return frames, None
     add(to_model.finish())
-    pairs = len(stereo_pairs(np.zeros((source.channels, 1), np.float32)))
+    pairs = (source.channels + 1) // 2  # as stereo_pairs splits them
     if sums is None or squares is None or count < 2:
         return frames, (np.zeros(pairs), np.ones(pairs))
     mean = sums / count
