@@ -30,6 +30,13 @@ UNMATCHED_WORDS = 4
 """Heard words in a row that no given word explains before they are reported as unmatched singing."""
 GAP_PAD_S = 0.3
 GAP_MAX_TOKENS = 120
+GAP_CLIP_S = 15.0
+"""Unheard stretches longer than this (seconds) are transcribed in pieces cut at pauses."""
+LOOP_RATIO = 2.4
+"""A decoded segment whose text compresses better than this (zlib, Whisper's own test for failed
+decoding) is a repetition loop ("right now, right now, ..." over a whole verse): its words are
+dropped, so the stretch counts as unheard and the second pass transcribes it again."""
+FIRST_PASS_CONDITION = True
 ONSET_BIAS_S = {"tiny.en": 0.10, "base": -0.10}
 """How late (seconds) each model places word onsets; subtracted from every aligned time."""
 
@@ -66,18 +73,26 @@ def _heard_words(
         language=language,
         word_timestamps=True,
         vad_filter=True,
-        condition_on_previous_text=True,
+        condition_on_previous_text=FIRST_PASS_CONDITION,
         temperature=0.0,  # measured: the fallback temperatures lose words on songs and cost 2-3x time
         beam_size=5,
     )
     words: list[dict[str, Any]] = []
     on_progress(0.0, stage)
     for segment in segments:
-        for w in segment.words or []:
+        for w in [] if _looped(segment.text) else segment.words or []:
             if w.word.strip():
                 words.append({"text": w.word.strip(), "start": w.start, "end": w.end, "p": w.probability})
         on_progress(share * min(1.0, segment.end / duration), stage)
     return _drop_squeezed(words, duration), info.language
+
+
+def _looped(text: str) -> bool:
+    """Whether decoded text is a repetition loop (compression ratio above LOOP_RATIO)."""
+    import zlib
+
+    data = text.strip().encode("utf-8")
+    return len(data) > 0 and len(data) / len(zlib.compress(data)) > LOOP_RATIO
 
 
 def _unheard_speech(
@@ -106,7 +121,7 @@ def _fill_gaps(
     map is more inclusive. Each stretch is transcribed on its own (no conditioning: a clip of
     vocalise otherwise gets the previous chorus hallucinated into it).
     """
-    gaps = _unheard_speech(heard, speech)
+    gaps = [piece for gap in _unheard_speech(heard, speech) for piece in _split_stretch(gap, speech)]
     if not gaps:
         return heard
     duration = len(audio) / SAMPLE_RATE
@@ -115,6 +130,27 @@ def _fill_gaps(
         w for w in _transcribe_clips(model, audio, language, clips) if any(a <= w["start"] < b for a, b in gaps)
     ]
     return sorted(heard + _drop_squeezed(extra, duration), key=lambda w: w["start"])
+
+
+def _split_stretch(
+    stretch: tuple[float, float], speech: alignment.SpeechMap, max_len: float = GAP_CLIP_S
+) -> list[tuple[float, float]]:
+    """A stretch cut at its pauses into pieces of at most ``max_len`` seconds where it can be
+    (a piece is never cut inside a sung stretch). Whisper decodes a short clip whole; a long
+    one it may cut off after ``max_new_tokens`` and time the rest of its words wrongly."""
+    t0, t1 = stretch
+    if t1 - t0 <= max_len:
+        return [stretch]
+    pieces: list[tuple[float, float]] = []
+    for a, b in speech.regions(alignment.REGION_GAP_S):
+        a, b = max(a, t0), min(b, t1)
+        if b <= a:
+            continue
+        if pieces and b - pieces[-1][0] <= max_len:
+            pieces[-1] = (pieces[-1][0], b)
+        else:
+            pieces.append((a, b))
+    return pieces or [stretch]
 
 
 def _transcribe_clips(
@@ -136,6 +172,7 @@ def _transcribe_clips(
     return [
         {"text": w.word.strip(), "start": w.start, "end": w.end, "p": w.probability}
         for segment in segments
+        if not _looped(segment.text)
         for w in segment.words or []
         if w.word.strip()
     ]
