@@ -119,7 +119,7 @@ def _region_edges(
 
     def fit(d: float, w: float) -> float:
         ratio = np.log((d + 0.3) / (w + 0.3))
-        return float(ratio * (0.5 if ratio > 0 else 1.5))
+        return float(abs(ratio) * (0.5 if ratio > 0 else 1.5))
 
     inf = float("inf")
     best = np.full((n + 1, r_count + 1), inf)
