@@ -30,6 +30,7 @@ UNMATCHED_WORDS = 4
 """Heard words in a row that no given word explains before they are reported as unmatched singing."""
 GAP_PAD_S = 0.3
 GAP_MAX_TOKENS = 120
+BEAM_SIZE = 5
 GAP_CLIP_S = 15.0
 """Unheard stretches longer than this (seconds) are transcribed in pieces cut at pauses."""
 LOOP_RATIO = 2.4
@@ -75,7 +76,7 @@ def _heard_words(
         vad_filter=True,
         condition_on_previous_text=FIRST_PASS_CONDITION,
         temperature=0.0,  # measured: the fallback temperatures lose words on songs and cost 2-3x time
-        beam_size=5,
+        beam_size=BEAM_SIZE,
     )
     words: list[dict[str, Any]] = []
     on_progress(0.0, stage)
@@ -84,7 +85,7 @@ def _heard_words(
             if w.word.strip():
                 words.append({"text": w.word.strip(), "start": w.start, "end": w.end, "p": w.probability})
         on_progress(share * min(1.0, segment.end / duration), stage)
-    return _drop_squeezed(words, duration), info.language
+    return _drop_squeezed(_join_elisions(words), duration), info.language
 
 
 def _looped(text: str) -> bool:
@@ -166,16 +167,31 @@ def _transcribe_clips(
         clip_timestamps=[x for clip in clips for x in clip],
         condition_on_previous_text=False,
         temperature=0.0,
-        beam_size=5,
+        beam_size=BEAM_SIZE,
         max_new_tokens=GAP_MAX_TOKENS,
     )
-    return [
+    return _join_elisions([
         {"text": w.word.strip(), "start": w.start, "end": w.end, "p": w.probability}
         for segment in segments
         if not _looped(segment.text)
         for w in segment.words or []
         if w.word.strip()
-    ]
+    ])
+
+
+def _join_elisions(words: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Glue a heard word that begins with an apostrophe to the word before it: Whisper often
+    writes French and Italian elisions as two words ("j" + "'ai", "c" + "'est"), which would
+    neither pair with the lyrics' "j'ai" nor read right in a transcription."""
+    out: list[dict[str, Any]] = []
+    for w in words:
+        prev = out[-1] if out else None
+        if prev and w["text"][:1] in "'’" and prev["text"][-1:].isalpha() and w["start"] - prev["end"] < 0.5:
+            out[-1] = {"text": prev["text"] + w["text"], "start": prev["start"], "end": w["end"],
+                       "p": min(prev["p"], w["p"])}
+        else:
+            out.append(w)
+    return out
 
 
 def _drop_squeezed(words: list[dict[str, Any]], duration: float) -> list[dict[str, Any]]:
