@@ -18,6 +18,9 @@ SECONDS_PER_WEIGHT = 0.08
 REGION_GAP_S = 0.3
 """Pauses shorter than this do not split a sung stretch (estimate placement)."""
 MAX_REGION_WORDS = 60
+FAINT_SHARE = 0.5
+"""Words placed between two anchors whose sung time there is under this share of what they need
+are placed on the faint voice activity as well."""
 
 
 @dataclass
@@ -27,12 +30,19 @@ class SpeechMap:
     speech: np.ndarray
     loud: np.ndarray | None = None
     """Frames loud enough to be singing by level alone (no voice-detector smoothing), if known."""
+    faint: np.ndarray | None = None
+    """Frames too quiet to count as singing but clearly above the stem's silence, if known:
+    where the words of a passage find far too little singing, they look for it there."""
 
     def __post_init__(self) -> None:
         self.speech = np.asarray(self.speech, dtype=bool)
         self.loud = self.speech if self.loud is None else np.asarray(self.loud, dtype=bool)
         self.probs = self.speech  # frame count via len()
         self.cumulative = np.concatenate([[0.0], np.cumsum(self.speech) * VAD_FRAME_S])
+
+    def with_faint(self) -> SpeechMap:
+        """This map with the faint frames counted as singing too."""
+        return self if self.faint is None else SpeechMap(self.speech | self.faint, self.loud)
 
     @property
     def duration(self) -> float:
@@ -176,6 +186,8 @@ def _gap_edges(
     mid = cum[head : n - tail + 1] - cum[head]
     middle: list[float] = []
     if len(mid) > 1:
+        if speech.speech_time(t_start) - speech.speech_time(h_end) < FAINT_SHARE * mid[-1] * SECONDS_PER_WEIGHT:
+            speech = speech.with_faint()  # far too little singing for these words: quiet singing counts
         placed = _region_edges(speech, mid, kind[head : n - tail], h_end, t_start, SECONDS_PER_WEIGHT)
         if placed is None:
             placed = _spread(speech, speech.speech_time(h_end), speech.speech_time(t_start), mid, h_end, t_start)

@@ -19,6 +19,8 @@ SAMPLE_RATE = 16000
 LINE_GAP_S = 0.6
 """A pause longer than this (seconds) between two heard words starts a new line."""
 ENERGY_RANGE_DB = 20.0
+FAINT_RANGE_DB = 40.0
+"""Faint voice activity: within this range (dB) of the loud frames and 20 dB above the stem's floor."""
 SQUEEZED_WORD_S = 0.03
 MAX_LINE_WORDS = 10
 MIN_LINE_WORDS = 3
@@ -312,7 +314,8 @@ def speech_map(audio: np.ndarray) -> alignment.SpeechMap:
     silero = np.asarray(get_vad_model()(padded), dtype=np.float32).reshape(-1)[:n] >= 0.5
     level = 10 * np.log10((padded.reshape(n, frame) ** 2).mean(axis=1) + 1e-12)
     loud = level >= np.percentile(level, 95) - ENERGY_RANGE_DB
-    return alignment.SpeechMap(loud | silero, loud)
+    faint = (level >= np.percentile(level, 95) - FAINT_RANGE_DB) & (level >= np.percentile(level, 10) + 20.0)
+    return alignment.SpeechMap(loud | silero, loud, faint)
 
 
 def _anchors(given: list[str], heard: list[dict[str, Any]], duration: float) -> dict[int, dict[str, Any]]:
