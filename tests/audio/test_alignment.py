@@ -149,3 +149,63 @@ def test_an_onset_on_the_fading_previous_note_moves_past_the_pause():
     assert abs(out[1][0] - 2.8) <= VAD_FRAME_S and out[1][1] == 3.2
     # a short word sung before the pause (it ends there) keeps its onset
     assert skip_leading_pauses([(1.0, 2.0), (2.0, 2.3), (2.8, 3.2)], speech)[1] == (2.0, 2.3)
+
+
+def test_a_line_is_not_squeezed_into_a_short_stretch_when_a_fitting_one_follows():
+    # between two anchors: a 0.4 s scrap of voice, then a 1.6 s sung stretch that fits the six words
+    speech = _speech(20.0, [(0.0, 1.0), (5.0, 5.4), (10.0, 11.6), (15.0, 16.0)])
+    anchors = {0: (0.0, 1.0), 7: (15.0, 15.5)}
+    weights = [4] + [3] * 6 + [4]
+    times = estimate_times(weights, [0, 1, 1, 1, 1, 1, 1, 2], anchors, speech)
+    starts = [s for s, _ in times[1:7]]
+    assert all(10.0 - VAD_FRAME_S <= s < 11.6 for s in starts), starts
+
+
+def test_words_with_far_too_little_singing_go_to_the_faint_voice():
+    # a quiet ad-lib line (faint, 6-9 s) between two loud lines: the loud map has no room for it
+    frames = np.zeros(int(round(20.0 / VAD_FRAME_S)), dtype=bool)
+    faint = frames.copy()
+    for a, b in [(1.0, 2.0), (15.0, 17.0)]:
+        frames[int(a / VAD_FRAME_S) : int(b / VAD_FRAME_S)] = True
+    faint[int(6.0 / VAD_FRAME_S) : int(9.0 / VAD_FRAME_S)] = True
+    speech = SpeechMap(frames, None, faint)
+    anchors = {0: (1.0, 2.0), 5: (15.0, 15.5)}
+    times = estimate_times([5, 5, 5, 5, 5, 5], [0, 1, 1, 1, 1, 2], anchors, speech)
+    assert all(6.0 - VAD_FRAME_S <= s < 9.0 for s, _ in times[1:5]), times
+    # without the faint map they have nowhere to go but clock time
+    plain = estimate_times([5, 5, 5, 5, 5, 5], [0, 1, 1, 1, 1, 2], anchors, SpeechMap(frames))
+    assert not all(6.0 <= s < 9.0 for s, _ in plain[1:5])
+
+
+def test_decoding_loops_are_told_from_repetitive_lyrics():
+    from app.audio.transcribe import _looped
+
+    assert _looped("Right now, " * 9)
+    assert not _looped("Right now, right now, right now")
+    assert not _looped("I feel fantastic and I never felt as good as how I do right now")
+    assert not _looped("la la la la la la la la")
+
+
+def test_elisions_written_as_two_words_are_joined():
+    from app.audio.transcribe import _join_elisions
+
+    heard = [
+        {"text": "j", "start": 1.0, "end": 1.1, "p": 0.9},
+        {"text": "'ai", "start": 1.1, "end": 1.4, "p": 0.7},
+        {"text": "mal,", "start": 1.5, "end": 1.9, "p": 0.8},
+        {"text": "'cause", "start": 3.0, "end": 3.3, "p": 0.8},  # after a comma and a pause: its own word
+    ]
+    out = _join_elisions(heard)
+    assert [w["text"] for w in out] == ["j'ai", "mal,", "'cause"]
+    assert (out[0]["start"], out[0]["end"], out[0]["p"]) == (1.0, 1.4, 0.7)
+
+
+def test_a_long_unheard_stretch_is_cut_at_pauses_into_short_clips():
+    from app.audio.transcribe import _split_stretch
+
+    speech = _speech(60.0, [(10.0, 16.0), (16.5, 22.0), (23.0, 30.0), (31.0, 45.0)])
+    pieces = _split_stretch((10.0, 45.0), speech, max_len=15.0)
+    assert pieces[0][0] == pytest.approx(10.0, abs=VAD_FRAME_S) and pieces[-1][1] == pytest.approx(45.0, abs=0.05)
+    assert all(b - a <= 15.0 for a, b in pieces) and len(pieces) == 3
+    assert all(not speech.is_speech((b1 + a2) / 2) for (_, b1), (a2, _) in zip(pieces, pieces[1:], strict=False))
+    assert _split_stretch((10.0, 20.0), speech, max_len=15.0) == [(10.0, 20.0)]
