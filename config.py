@@ -37,6 +37,7 @@ ENV_SETTINGS: dict[str, tuple[type, Any]] = {
     "WORKER_CONCURRENCY": (int, 1),
     "WORKER_QUEUES": (str, "separation,transcription,default"),
     "TORCH_THREADS": (int, 0),
+    "WHISPER_WORKERS": (int, 0),
     "CORS_ORIGINS": (str, "*"),
     "WARM_MODELS": (int, 1),
     "SEPARATION_COMPILE": (int, 0),

@@ -111,7 +111,8 @@ def main() -> None:
     names = {lang: whisper_models.default_model(models_dir, lang) for lang in sorted({s.language for s in songs})}
     print("# Lyrics alignment benchmark (product code: app.audio.separation / transcribe.align / transcribe)")
     print(f"# separation=spleeter  whisper per language: {', '.join(f'{k}={v}' for k, v in names.items())}  "
-          f"device=cpu int8  torch threads={torch.get_num_threads()}  OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}  "
+          f"device=cpu int8  whisper threads x replicas={'x'.join(map(str, whisper_models.cpu_layout(THREADS)))}  "
+          f"torch threads={torch.get_num_threads()}  OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}  "
           f"models_dir={models_dir}")
     from app.audio import alignment as alignment_settings
     from app.audio import transcribe as transcribe_settings
@@ -124,7 +125,8 @@ def main() -> None:
     models: dict[str, Any] = {}
     for lang, name in names.items():
         started = time.perf_counter()
-        models[lang], load_s = whisper_models.load_whisper(name, models_dir)
+        threads, workers = whisper_models.cpu_layout(THREADS)  # as a worker with this host's cores
+        models[lang], load_s = whisper_models.load_whisper(name, models_dir, cpu_threads=threads, workers=workers)
         wall = time.perf_counter() - started
         print(f"# loaded whisper {name} for {lang}: load {load_s:.1f}s, {wall:.1f}s wall")
 

@@ -6,7 +6,9 @@ Times in the results are seconds from the start of the input.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -34,12 +36,12 @@ GAP_PAD_S = 0.3
 GAP_MAX_TOKENS = 120
 BEAM_SIZE = 5
 GAP_CLIP_S = 15.0
+MAX_HEARD_WORD_S = 2.0
 """Unheard stretches longer than this (seconds) are transcribed in pieces cut at pauses."""
 LOOP_RATIO = 2.4
 """A decoded segment whose text compresses better than this (zlib, Whisper's own test for failed
 decoding) is a repetition loop ("right now, right now, ..." over a whole verse): its words are
 dropped, so the stretch counts as unheard and the second pass transcribes it again."""
-FIRST_PASS_CONDITION = True
 ONSET_BIAS_S = {"tiny.en": 0.10, "base": -0.10}
 """How late (seconds) each model places word onsets; subtracted from every aligned time."""
 
@@ -69,14 +71,19 @@ def _heard_words(
     stage: str,
     share: float,
 ) -> tuple[list[dict[str, Any]], str]:
-    """Transcribe with word timestamps and VAD; return (words as dicts, detected language)."""
+    """Transcribe with word timestamps and VAD; return (words as dicts, detected language).
+
+    One pass over the whole song, each window conditioned on the text before it: cutting the song
+    into pieces transcribed side by side was measured 20% faster but less accurate (each piece
+    starts without context; pooled onset error 0.150 s against 0.126 s).
+    """
     duration = max(len(audio) / SAMPLE_RATE, 1e-6)
     segments, info = model.transcribe(
         audio,
         language=language,
         word_timestamps=True,
         vad_filter=True,
-        condition_on_previous_text=FIRST_PASS_CONDITION,
+        condition_on_previous_text=True,
         temperature=0.0,  # measured: the fallback temperatures lose words on songs and cost 2-3x time
         beam_size=BEAM_SIZE,
     )
@@ -88,6 +95,41 @@ def _heard_words(
                 words.append({"text": w.word.strip(), "start": w.start, "end": w.end, "p": w.probability})
         on_progress(share * min(1.0, segment.end / duration), stage)
     return _drop_squeezed(_join_elisions(words), duration), info.language
+
+
+def _replicas(model: Any) -> int:
+    return max(1, int(getattr(model, "parallel", 1)))
+
+
+def _in_lanes(model: Any, items: Sequence[Any], work: Callable[[Any, bool], Any]) -> list[Any]:
+    """``work(item, main)`` for every item, spread round-robin over the model's replicas.
+
+    The first lane runs in this thread (``main`` True: progress and cancellation belong there);
+    the others run in threads that stop taking items once this one raises. Results in item order.
+    """
+    lanes = min(_replicas(model), len(items))
+    if lanes <= 1:
+        return [work(item, True) for item in items]
+    results: list[Any] = [None] * len(items)
+    stop = threading.Event()
+
+    def lane(indices: range) -> None:
+        for k in indices:
+            if stop.is_set():
+                return
+            results[k] = work(items[k], False)
+
+    with ThreadPoolExecutor(lanes - 1) as pool:
+        others = [pool.submit(lane, range(j, len(items), lanes)) for j in range(1, lanes)]
+        try:
+            for k in range(0, len(items), lanes):
+                results[k] = work(items[k], True)
+        except BaseException:
+            stop.set()
+            raise
+        for future in others:
+            future.result()
+    return results
 
 
 def _looped(text: str) -> bool:
@@ -102,8 +144,10 @@ def _unheard_speech(
     heard: list[dict[str, Any]], speech: alignment.SpeechMap, min_speech: float = 1.0, margin: float = 0.5
 ) -> list[tuple[float, float]]:
     """Stretches of voice activity (at least ``min_speech`` seconds of it) that no heard word
-    covers (each heard word covers its span plus ``margin`` on both sides)."""
-    covered = sorted((w["start"] - margin, w["end"] + margin) for w in heard)
+    covers (each heard word covers its span, at most MAX_HEARD_WORD_S of it, plus ``margin`` on
+    both sides: a "word" that lasts longer is a decoder that lost its place and smeared the
+    words it skipped over the singing)."""
+    covered = sorted((w["start"] - margin, min(w["end"], w["start"] + MAX_HEARD_WORD_S) + margin) for w in heard)
     out: list[tuple[float, float]] = []
     for t0, t1 in speech.regions():
         cursor = t0
@@ -161,24 +205,31 @@ def _transcribe_clips(
 ) -> list[dict[str, Any]]:
     """Words heard in each clip (start, end seconds), each clip transcribed on its own (no
     conditioning on the text before it)."""
-    segments, _ = model.transcribe(
-        audio,
-        language=language,
-        word_timestamps=True,
-        vad_filter=False,
-        clip_timestamps=[x for clip in clips for x in clip],
-        condition_on_previous_text=False,
-        temperature=0.0,
-        beam_size=BEAM_SIZE,
-        max_new_tokens=GAP_MAX_TOKENS,
-    )
-    return _join_elisions([
-        {"text": w.word.strip(), "start": w.start, "end": w.end, "p": w.probability}
-        for segment in segments
-        if not _looped(segment.text)
-        for w in segment.words or []
-        if w.word.strip()
-    ])
+
+    def work(group: list[tuple[float, float]], _main: bool) -> list[dict[str, Any]]:
+        segments, _ = model.transcribe(
+            audio,
+            language=language,
+            word_timestamps=True,
+            vad_filter=False,
+            clip_timestamps=[x for clip in group for x in clip],
+            condition_on_previous_text=False,
+            temperature=0.0,
+            beam_size=BEAM_SIZE,
+            max_new_tokens=GAP_MAX_TOKENS,
+        )
+        return [
+            {"text": w.word.strip(), "start": w.start, "end": w.end, "p": w.probability}
+            for segment in segments
+            if not _looped(segment.text)
+            for w in segment.words or []
+            if w.word.strip()
+        ]
+
+    lanes = min(_replicas(model), len(clips))  # one transcription per replica, each over its share of clips
+    groups = [sorted(clips)[j::lanes] for j in range(lanes)]
+    heard = [w for words in _in_lanes(model, groups, work) for w in words]
+    return _join_elisions(sorted(heard, key=lambda w: w["start"]))
 
 
 def _join_elisions(words: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -248,10 +299,11 @@ def transcribe(
     audio = to_16k_mono(wf)
     if not getattr(model.model, "is_multilingual", True):
         language = "en"
+    speech = speech_map(audio)
     heard, detected = _heard_words(model, audio, language, on_progress, "transcribing", 1.0)
     bias = _onset_bias(model)
     times = [(max(0.0, w["start"] - bias), max(0.0, w["end"] - bias)) for w in heard]
-    times = alignment.snap_to_speech(times, speech_map(audio)) if heard else []
+    times = alignment.snap_to_speech(times, speech) if heard else []
     words = [
         Word(w["text"], float(s), float(e), float(w["p"])) for w, (s, e) in zip(heard, times, strict=True)
     ]
@@ -357,11 +409,16 @@ def _align_windows(
         )
     ]
     tokenizer = _tokenizer(model, language) if windows else None
+
+    def work(window: tuple[float, float, int, int], main: bool) -> list[tuple[float, float, float]]:
+        t0, t1, a, b = window
+        if main:
+            on_progress(0.5 + 0.5 * windows.index(window) / len(windows), "aligning")
+        return _align_window(model, tokenizer, audio, t0, t1, [w for line in lines[a:b] for w in line])
+
     timed: dict[int, tuple[float, float, float]] = {}
-    for n, (t0, t1, a, b) in enumerate(windows):
-        on_progress(0.5 + 0.5 * n / len(windows), "aligning")
-        words = [w for line in lines[a:b] for w in line]
-        timed.update(enumerate(_align_window(model, tokenizer, audio, t0, t1, words), start=int(first[a])))
+    for (_, _, a, _), done in zip(windows, _in_lanes(model, windows, work), strict=True):
+        timed.update(enumerate(done, start=int(first[a])))
     return timed
 
 

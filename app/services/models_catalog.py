@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from flask import current_app
@@ -25,6 +26,23 @@ def compute_device() -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     except ImportError:  # pragma: no cover - torch is a requirement
         return "cpu"
+
+
+def worker_cores(config: Any) -> int:
+    """CPU cores one worker process may use: TORCH_THREADS, else the host's cores shared among
+    the pool's WORKER_CONCURRENCY processes (over-subscribed thread pools slow models several-fold)."""
+    if config.get("TORCH_THREADS"):
+        return int(config["TORCH_THREADS"])
+    return max(1, (os.cpu_count() or 1) // max(1, int(config.get("WORKER_CONCURRENCY", 1))))
+
+
+def whisper_options() -> dict[str, Any]:
+    """``load_whisper`` keyword arguments for this worker: device, threads and replicas."""
+    device = compute_device()
+    threads, workers = whisper_models.cpu_layout(
+        worker_cores(current_app.config), device, int(current_app.config.get("WHISPER_WORKERS", 0))
+    )
+    return {"device": device, "cpu_threads": threads, "workers": workers}
 
 
 def list_models() -> dict[str, Any]:

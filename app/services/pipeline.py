@@ -321,7 +321,7 @@ def transcribe_work(job: Job, progress: Progress) -> dict[str, Any]:
         return {"model": name, "mode": mode, "cache_hit": True, "load_seconds": 0.0, "compute_seconds": 0.0,
                 "artifacts": _ids(cached), "quality": quality}
     progress(0.0, "loading model")
-    model, load_seconds = whisper_models.load_whisper(name, models_dir, device=_device())
+    model, load_seconds = whisper_models.load_whisper(name, models_dir, **_whisper_options())
     wave = decode(vocals.path, sample_rate=16000, channels=1)
     started = time.perf_counter()
     step = progress.scaled(0.05, 0.95)
@@ -403,3 +403,9 @@ def _device() -> str:
     from app.services.models_catalog import compute_device
 
     return compute_device()
+
+
+def _whisper_options() -> dict[str, Any]:
+    from app.services.models_catalog import whisper_options
+
+    return whisper_options()

@@ -6,7 +6,6 @@ Warm-up never runs inside a Celery startup hook's time budget: the hook only sta
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 from celery.signals import worker_process_init
@@ -20,21 +19,22 @@ def torch_threads(config: dict) -> int:
 
     Over-subscribed torch thread pools slow separation several-fold on small hosts.
     """
-    if config.get("TORCH_THREADS"):
-        return int(config["TORCH_THREADS"])
-    return max(1, (os.cpu_count() or 1) // max(1, int(config.get("WORKER_CONCURRENCY", 1))))
+    from app.services.models_catalog import worker_cores
+
+    return worker_cores(config)
 
 
 def warm_models(app: Flask) -> None:
     from app.audio import pitch, separation, whisper_models
-    from app.services.models_catalog import compute_device
+    from app.services.models_catalog import compute_device, whisper_options
 
     with app.app_context():
         models_dir = app.config["MODELS_DIR"]
         try:  # the device and compile setting jobs use, so they find the model in the cache
             separation.load(separation.default_model(models_dir), models_dir, compute_device(),
                             compile=bool(app.config.get("SEPARATION_COMPILE")))
-            whisper_models.load_whisper(whisper_models.default_model(models_dir, "en"), models_dir)
+            whisper_models.load_whisper(whisper_models.default_model(models_dir, "en"), models_dir,
+                                        **whisper_options())
             pitch.warm()  # librosa's numba kernels compile on first use (seconds)
             log.info("models warm")
         except Exception:  # noqa: BLE001 - warm-up is an optimisation; jobs load on demand

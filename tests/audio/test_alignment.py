@@ -209,3 +209,58 @@ def test_a_long_unheard_stretch_is_cut_at_pauses_into_short_clips():
     assert all(b - a <= 15.0 for a, b in pieces) and len(pieces) == 3
     assert all(not speech.is_speech((b1 + a2) / 2) for (_, b1), (a2, _) in zip(pieces, pieces[1:], strict=False))
     assert _split_stretch((10.0, 20.0), speech, max_len=15.0) == [(10.0, 20.0)]
+
+
+def test_a_smeared_heard_word_does_not_hide_the_singing_after_it():
+    from app.audio.transcribe import _unheard_speech
+
+    speech = _speech(20.0, [(2.0, 10.5)])
+    heard = [
+        {"text": "you're", "start": 2.0, "end": 9.5, "p": 0.5},  # smeared over the words it skipped
+        {"text": "gay", "start": 9.6, "end": 10.0, "p": 0.5},
+    ]
+    gaps = _unheard_speech(heard, speech)
+    assert len(gaps) == 1 and gaps[0][0] == pytest.approx(4.5) and gaps[0][1] == pytest.approx(9.1)
+
+
+def test_work_in_lanes_keeps_order_and_stops_when_the_main_lane_fails():
+    import threading
+    import time
+
+    from app.audio.transcribe import _in_lanes
+
+    class Model:
+        parallel = 2
+
+    seen: list[tuple[int, bool, str]] = []
+
+    def work(item: int, main: bool) -> int:
+        seen.append((item, main, threading.current_thread().name))
+        return item * item
+
+    assert _in_lanes(Model(), list(range(7)), work) == [k * k for k in range(7)]
+    assert {item for item, main, _ in seen if main} == {0, 2, 4, 6}
+    assert len({name for _, main, name in seen if not main}) == 1
+
+    started: list[int] = []
+
+    def failing(item: int, main: bool) -> int:
+        started.append(item)
+        if main and item == 2:
+            raise RuntimeError("canceled")
+        time.sleep(0.05)
+        return item
+
+    with pytest.raises(RuntimeError, match="canceled"):
+        _in_lanes(Model(), list(range(40)), failing)
+    assert len(started) < 10  # the other lane stopped taking items
+
+
+def test_whisper_cpu_layout():
+    from app.audio.whisper_models import cpu_layout
+
+    assert cpu_layout(2) == (1, 2)
+    assert cpu_layout(16) == (8, 2)
+    assert cpu_layout(16, workers=4) == (4, 4)
+    assert cpu_layout(1) == (1, 1)
+    assert cpu_layout(8, device="cuda") == (0, 1)
