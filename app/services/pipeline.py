@@ -23,6 +23,7 @@ from app.audio import separation, whisper_models
 from app.audio.io import AudioWriter, decode
 from app.audio.separation import quality as separation_quality
 from app.audio.separation import streaming
+from app.audio.separation.channels import downmix_stereo
 from app.audio.timed_lyrics import imported_timing, lyrics_text, timing_format
 from app.audio.types import LyricsTiming
 from app.errors import ApiError
@@ -283,9 +284,9 @@ class _StemFiles:
         for name, block in stems.items():
             if name not in self.writers:
                 self._open(name, fmt, self.options.get("bitrate") or 192)
-            self.writers[name].write(block)
+            self.writers[name].write(downmix_stereo(block) if fmt == "mp3" else block)
             if f"{name}_mp3" in self.writers:
-                self.writers[f"{name}_mp3"].write(block)
+                self.writers[f"{name}_mp3"].write(downmix_stereo(block))
         if self.measure is not None:
             started = time.perf_counter()
             try:
@@ -297,13 +298,14 @@ class _StemFiles:
 
     def _open(self, name: str, fmt: str, kbps: int) -> None:
         sample_format = self.options.get("sample_format") or "s16"
-        self.writers[name] = AudioWriter(self.folder / f"{name}.{fmt}", self.channels, self.rate, fmt, kbps,
-                                         sample_format)
+        mp3_channels = min(self.channels, 2)  # MP3 holds at most two: more are downmixed
+        self.writers[name] = AudioWriter(self.folder / f"{name}.{fmt}", mp3_channels if fmt == "mp3" else self.channels,
+                                         self.rate, fmt, kbps, sample_format)
         self.files[name] = f"{name}.{fmt}"
         if name in ("vocals", "instrumental"):
             self.files[f"{name}_mp3"] = f"{name}.mp3"
             if fmt != "mp3":
-                self.writers[f"{name}_mp3"] = AudioWriter(self.folder / f"{name}.mp3", self.channels, self.rate,
+                self.writers[f"{name}_mp3"] = AudioWriter(self.folder / f"{name}.mp3", mp3_channels, self.rate,
                                                           "mp3", 192)
 
 

@@ -210,3 +210,31 @@ def test_six_stem_demucs_job_writes_every_source(app, client, auth, shared_data,
         for artifact in db.session.get(Song, sid).artifacts:
             if artifact.kind in result["artifacts"]:
                 assert decode(artifact.path).samples.shape == mix.samples.shape
+
+
+def test_a_5_1_upload_separates_with_stereo_mp3_copies(app, client, auth, shared_data, tmp_path):
+    """MP3 holds two channels: the karaoke copies of a 5.1 upload are its stereo downmix, while the
+    stems keep all six channels and sum back to the upload."""
+    import soundfile as sf
+
+    stereo = decode(shared_data / SONG)
+    left, right = stereo.samples
+    surround = np.stack([left, right, 0.5 * (left + right), 0.1 * left, 0.5 * left, 0.5 * right])  # FL FR FC LFE BL BR
+    path = tmp_path / "surround.wav"
+    sf.write(path, surround.T, stereo.sample_rate, subtype="FLOAT")
+    data = {"file": (io.BytesIO(path.read_bytes()), "surround.wav")}
+    resp = client.post("/api/v1/songs", data=data, headers=auth, content_type="multipart/form-data")
+    assert resp.status_code == 201
+    sid = resp.get_json()["id"]
+    result = _separate(app, sid, None)
+    with app.app_context():
+        files = {a.kind: a.path for a in db.session.get(Song, sid).artifacts}
+    vocals, instrumental = decode(files["vocals"]), decode(files["instrumental"])
+    assert vocals.samples.shape == surround.shape
+    np.testing.assert_allclose(vocals.samples + instrumental.samples, surround, atol=1e-3)
+    copies = [decode(files[k]) for k in ("vocals_mp3", "instrumental_mp3")]
+    assert all(c.samples.shape == (2, surround.shape[1]) for c in copies)
+    mixed = copies[0].samples + copies[1].samples  # the downmix of the upload: left = FL + .707 FC + .707 BL
+    expected_left = (left + 0.7071 * 0.5 * (left + right) + 0.7071 * 0.5 * left) / 2.4142
+    assert xcorr_lag(expected_left[None, :], mixed[:1]) == 0 and correlation(expected_left[None, :], mixed[:1]) > 0.98
+    assert result["cache_hit"] is False

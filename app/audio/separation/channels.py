@@ -23,3 +23,27 @@ def merge_pairs(pairs: list[np.ndarray], channels: int) -> np.ndarray:
         else:
             out[2 * p] = pair.mean(axis=0)
     return out
+
+
+_DOWNMIX = {  # ITU-R BS.775 stereo downmix for FFmpeg's channel orders; the LFE is left out
+    6: ([1.0, 0.0, 0.7071, 0.0, 0.7071, 0.0], [0.0, 1.0, 0.7071, 0.0, 0.0, 0.7071]),  # 5.1: FL FR FC LFE BL BR
+    8: ([1.0, 0.0, 0.7071, 0.0, 0.7071, 0.0, 0.7071, 0.0],  # 7.1: FL FR FC LFE BL BR SL SR
+        [0.0, 1.0, 0.7071, 0.0, 0.0, 0.7071, 0.0, 0.7071]),
+}
+
+
+def downmix_stereo(samples: np.ndarray) -> np.ndarray:
+    """``(channels, frames)`` -> at most 2 channels, for formats that hold no more (MP3).
+
+    5.1 and 7.1 (FFmpeg's channel order) by the ITU-R BS.775 coefficients without the LFE, other
+    counts by averaging the even channels to the left and the odd ones to the right; each side is
+    scaled by the sum of its coefficients, so a full-scale signal in every channel stays full scale.
+    """
+    channels = samples.shape[0]
+    if channels <= 2:
+        return samples
+    left, right = _DOWNMIX.get(channels, ([float(i % 2 == 0) for i in range(channels)],
+                                          [float(i % 2 == 1) for i in range(channels)]))
+    matrix = np.array([left, right], dtype=np.float32)
+    matrix /= matrix.sum(axis=1, keepdims=True)
+    return (matrix @ samples.astype(np.float32, copy=False)).astype(np.float32)
