@@ -121,7 +121,11 @@ def main() -> None:
           f"piled {transcribe_settings.PILED_S}s, second pass over unheard singing >= 1 s "
           f"(max {transcribe_settings.GAP_MAX_TOKENS} tokens), sung stretches split at "
           f"{alignment_settings.REGION_GAP_S}s pauses, {alignment_settings.SECONDS_PER_WEIGHT}s per letter+1, "
-          f"VAD = Silero | level within {transcribe_settings.ENERGY_RANGE_DB} dB of the loud frames")
+          f"VAD = Silero | level within {transcribe_settings.ENERGY_RANGE_DB} dB of the loud frames "
+          f"(faint: {transcribe_settings.FAINT_RANGE_DB} dB, used below {alignment_settings.FAINT_SHARE:.0%} "
+          f"of the time words need), loops dropped above compression ratio {transcribe_settings.LOOP_RATIO}, "
+          f"a heard word covers <= {transcribe_settings.MAX_HEARD_WORD_S} s, unheard stretches in "
+          f"<= {transcribe_settings.GAP_CLIP_S} s clips, beam {transcribe_settings.BEAM_SIZE}")
     models: dict[str, Any] = {}
     for lang, name in names.items():
         started = time.perf_counter()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -224,11 +225,16 @@ def load_whisper(
     def loader() -> Any:
         from faster_whisper import WhisperModel
 
+        torch = sys.modules.get("torch")
+        torch_threads = torch.get_num_threads() if torch is not None else 0
         try:
             model = WhisperModel(str(path), device=device, compute_type=compute_type, cpu_threads=cpu_threads,
                                  num_workers=workers)
         except (RuntimeError, ValueError, OSError) as exc:
             raise ModelUnavailable(f"cannot load whisper model {name!r} from {path}: {exc}") from exc
+        finally:  # CTranslate2 sets the calling thread's OpenMP thread count, which torch shares
+            if torch is not None and torch.get_num_threads() != torch_threads:
+                torch.set_num_threads(torch_threads)
         model.catalog_name = name
         model.parallel = workers
         return model

@@ -20,6 +20,7 @@ from app.audio.whisper_models import (
     UnknownModel,
     assemble_base,
     available_models,
+    cpu_layout,
     default_model,
     load_whisper,
 )
@@ -37,7 +38,17 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny(models_dir: Path):
-    return load_whisper("tiny.en", models_dir)[0]
+    threads, workers = cpu_layout(os.cpu_count() or 1)  # as a worker loads it: replicas side by side
+    return load_whisper("tiny.en", models_dir, cpu_threads=threads, workers=workers)[0]
+
+
+def test_loading_leaves_torch_threads_alone(models_dir):
+    import torch
+
+    before = torch.get_num_threads()
+    registry.clear()
+    model = load_whisper("tiny.en", models_dir, cpu_threads=1, workers=2)[0]
+    assert model.parallel == 2 and torch.get_num_threads() == before  # CTranslate2 would set it to 1
 
 
 def _excerpt(wf: Waveform, start_s: float, end_s: float) -> Waveform:
