@@ -300,7 +300,8 @@ def transcribe(
     if not getattr(model.model, "is_multilingual", True):
         language = "en"
     speech = speech_map(audio)
-    heard, detected = _heard_words(model, audio, language, on_progress, "transcribing", 1.0)
+    heard, detected = _heard_words(model, audio, language, on_progress, "transcribing", 0.9)
+    heard = _fill_gaps(model, audio, language or detected, heard, speech)  # singing the first pass lost
     bias = _onset_bias(model)
     times = [(max(0.0, w["start"] - bias), max(0.0, w["end"] - bias)) for w in heard]
     times = alignment.snap_to_speech(times, speech) if heard else []
