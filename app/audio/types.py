@@ -178,14 +178,15 @@ class LyricsTiming:
         words placed by interpolation (confidence 0), sung passages missing from the lyrics."""
         words = self.words
         flagged = sum(1 for line in self.lines if line.needs_review)
+        confidence = [round(w.confidence, 3) for w in words]  # as the JSON stores it: same summary after a reload
         return {
             "words": len(words),
             "words_timed": sum(1 for w in words if w.end >= w.start >= 0),
-            "words_interpolated": sum(1 for w in words if w.confidence <= 0),
+            "words_interpolated": sum(1 for c in confidence if c <= 0),
             "lines": len(self.lines),
             "lines_flagged": flagged,
             "share_flagged": round(flagged / len(self.lines), 4) if self.lines else 0.0,
-            "mean_confidence": round(sum(w.confidence for w in words) / len(words), 4) if words else 0.0,
+            "mean_confidence": round(sum(confidence) / len(words), 4) if words else 0.0,
             "unmatched_passages": len(self.unmatched),
         }
 

@@ -80,6 +80,10 @@ def test_quality_summary_and_review_flags():
     assert lines[1]["needs_review"] is True and lines[0]["confidence"] == 0.85
     assert LyricsTiming.from_dict(timing.to_dict()).quality() == q  # the extra line keys read back
     assert LyricsTiming.from_dict(timing.to_dict()).unmatched == timing.unmatched
+    # confidences at full precision (fresh from the aligner) summarise as the stored JSON does
+    fine = LyricsTiming("en", [Line("a b c", 1.0, 2.0, [Word("a", 1.0, 1.2, 0.72034), Word("b", 1.2, 1.5, 0.00042),
+                                                        Word("c", 1.5, 2.0, 0.72036)])])
+    assert LyricsTiming.from_dict(fine.to_dict()).quality() == fine.quality()
 
 
 def test_chorus_marker_without_lines_repeats_the_chorus():
