@@ -14,16 +14,6 @@ from flask import Flask
 log = logging.getLogger(__name__)
 
 
-def torch_threads(config: dict) -> int:
-    """Threads per worker process: TORCH_THREADS, else the cores shared among the pool's processes.
-
-    Over-subscribed torch thread pools slow separation several-fold on small hosts.
-    """
-    from app.services.models_catalog import worker_cores
-
-    return worker_cores(config)
-
-
 def warm_models(app: Flask) -> None:
     from app.audio import pitch, separation, whisper_models
     from app.services.models_catalog import compute_device, whisper_options
@@ -50,6 +40,8 @@ def _init_process(**_kwargs: object) -> None:
         return
     import torch
 
-    torch.set_num_threads(torch_threads(flask_app.config))
+    from app.services.models_catalog import worker_cores
+
+    torch.set_num_threads(worker_cores(flask_app.config))  # over-subscribed pools slow models several-fold
     if flask_app.config.get("WARM_MODELS", 1):
         threading.Thread(target=warm_models, args=(flask_app,), name="warmup", daemon=True).start()
