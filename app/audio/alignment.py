@@ -18,6 +18,8 @@ SECONDS_PER_WEIGHT = 0.08
 REGION_GAP_S = 0.3
 """Pauses shorter than this do not split a sung stretch (estimate placement)."""
 MAX_REGION_WORDS = 60
+MIN_ALIGNED_WORD_S = 0.1
+"""An aligned word shorter than this (seconds) is squeezed: a window that lost its place there."""
 FAINT_SHARE = 0.5
 """Words placed between two anchors whose sung time there is under this share of what they need
 are placed on the faint voice activity as well."""
@@ -314,15 +316,23 @@ def reconcile(
 
     Anchored words take the mean of the aligned and the heard time (two estimates from different
     contexts: measured better than either alone on every evaluation song) unless they are more
-    than ``tolerance`` seconds apart (then the anchor wins: source "heard"). Unanchored words keep the aligned time
-    ("aligned") when it lies between the neighbouring anchored words; the others are
+    than ``tolerance`` seconds apart. Then the anchor wins (source "heard"), except where the
+    aligned onset is the later one, the heard word the longer one and the aligned word at least
+    MIN_ALIGNED_WORD_S long: a word stretched back over the pause before it has its onset in that
+    pause (measured on the evaluation songs: in such disagreements the aligned onset was the
+    closer one 23 times in 28; in the others the heard one, 120 times in 143). Unanchored words keep the aligned
+    time ("aligned") when it lies between the neighbouring anchored words; the others are
     re-estimated from all kept times ("estimated").
     """
     fixed, source = {}, ["estimated"] * len(aligned)
     for i, anchor in anchors.items():
-        close = abs(aligned[i][0] - anchor[0]) <= tolerance
-        mean = ((aligned[i][0] + anchor[0]) / 2, (aligned[i][1] + anchor[1]) / 2)
-        fixed[i], source[i] = (mean, "aligned") if close else (anchor, "heard")
+        (a0, a1), (h0, h1) = aligned[i], anchor
+        if abs(a0 - h0) <= tolerance:
+            fixed[i], source[i] = ((a0 + h0) / 2, (a1 + h1) / 2), "aligned"
+        elif a0 > h0 and h1 - h0 > a1 - a0 >= MIN_ALIGNED_WORD_S:
+            fixed[i], source[i] = aligned[i], "aligned"
+        else:
+            fixed[i], source[i] = anchor, "heard"
     keys = sorted(fixed)
     kept = dict(fixed)
     prev_start, k = -1.0, 0

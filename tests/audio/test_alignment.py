@@ -101,6 +101,17 @@ def test_reconcile_prefers_anchor_when_alignment_disagrees():
     assert times[1] == (1.5, 1.9) and times[0] == pytest.approx((1.05, 1.4))  # aligned and heard averaged
 
 
+def test_reconcile_prefers_a_later_aligned_onset_over_a_heard_word_stretched_into_the_pause():
+    speech = _speech(20.0, [(0.0, 20.0)])
+    # word 1 heard from 2.0 s (over the pause) to 3.4 s; the window aligned it at 2.9-3.3 s
+    aligned = [(1.0, 1.4), (2.9, 3.3), (3.4, 3.8), (5.0, 5.02)]
+    anchors = {0: (1.0, 1.4), 1: (2.0, 3.4), 2: (3.4, 3.8), 3: (4.0, 4.8)}
+    times, source = reconcile(aligned, anchors, [3, 3, 3, 3], [0, 0, 0, 0], speech)
+    assert times[1] == (2.9, 3.3) and source[1] == "aligned"
+    # a later aligned word squeezed to nothing is a window that lost its place: the anchor stays
+    assert times[3] == (4.0, 4.8) and source[3] == "heard"
+
+
 def test_snap_moves_onsets_out_of_silence():
     speech = _speech(10.0, [(2.0, 3.0)])
     (start, end), (s2, e2) = snap_to_speech([(1.2, 2.5), (2.2, 4.0)], speech)
