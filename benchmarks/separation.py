@@ -8,8 +8,8 @@ Prints, in one run, side by side:
     clamp`` against wall time of our separation job (POST /api/v1/songs/<id>/separate with
     ``{model: htdemucs, stems: two, format: wav, sample_format: f32}`` through Redis and a real Celery
     worker whose model is already cached, request -> the ``finished_at`` the service records; the
-    harness polls once a second, so that its own requests do not take CPU from the job it times); the largest
-    sample difference between our vocals/instrumental and the CLI's vocals/no_vocals; the pure
+    harness polls once a second, so that its own requests do not take CPU from the job it times);
+    the largest sample difference between our vocals/instrumental and the CLI's vocals/no_vocals; the pure
     model-forward time (the job's ``forward_seconds``, else timed here over every segment
     ``apply_model`` runs) and the ratios ours/CLI and ours/forward.
 (b) Ten 30-second songs: ten sequential CLI runs against ten jobs submitted at once to the same worker.

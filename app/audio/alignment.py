@@ -320,9 +320,9 @@ def reconcile(
     aligned onset is the later one, the heard word the longer one and the aligned word at least
     MIN_ALIGNED_WORD_S long: a word stretched back over the pause before it has its onset in that
     pause (measured on the evaluation songs: in such disagreements the aligned onset was the
-    closer one 23 times in 28; in the others the heard one, 120 times in 143). Unanchored words keep the aligned
-    time ("aligned") when it lies between the neighbouring anchored words; the others are
-    re-estimated from all kept times ("estimated").
+    closer one 23 times in 28; in the others the heard one, 120 times in 143). Unanchored words
+    keep the aligned time ("aligned") when it lies between the neighbouring anchored words; the
+    others are re-estimated from all kept times ("estimated").
     """
     fixed, source = {}, ["estimated"] * len(aligned)
     for i, anchor in anchors.items():
