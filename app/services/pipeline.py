@@ -31,6 +31,7 @@ from app.extensions import db
 from app.models import Artifact, Job, Song
 from app.services import storage
 from app.services.jobs import Progress, create_job
+from app.services.models_catalog import compute_device, whisper_options
 from app.services.separation_options import stem_names
 
 KARAOKE_KINDS = ("karaoke_mp3", "lrc", "words_lrc", "lyrics_json", "ass", "srt", "vtt", "ultrastar", "pitch")
@@ -197,7 +198,7 @@ def separate_work(job: Job, progress: Progress) -> dict[str, Any]:
                            current_app.logger)
         try:
             run = separation.separate_stream(source, model, current_app.config["MODELS_DIR"], files.put,
-                                             on_progress=progress.scaled(0.02, 0.98), device=_device(),
+                                             on_progress=progress.scaled(0.02, 0.98), device=compute_device(),
                                              compile=bool(current_app.config.get("SEPARATION_COMPILE")), **tuning)
             progress(0.98, "writing")
             written, quality = files.close()
@@ -323,7 +324,7 @@ def transcribe_work(job: Job, progress: Progress) -> dict[str, Any]:
         return {"model": name, "mode": mode, "cache_hit": True, "load_seconds": 0.0, "compute_seconds": 0.0,
                 "artifacts": _ids(cached), "quality": quality}
     progress(0.0, "loading model")
-    model, load_seconds = whisper_models.load_whisper(name, models_dir, **_whisper_options())
+    model, load_seconds = whisper_models.load_whisper(name, models_dir, **whisper_options())
     wave = decode(vocals.path, sample_rate=16000, channels=1)
     started = time.perf_counter()
     step = progress.scaled(0.05, 0.95)
@@ -399,15 +400,3 @@ def karaoke_work(job: Job, progress: Progress) -> dict[str, Any]:
     return {"model": "librosa.pyin", "cache_hit": False, "folder": str(final_dir), "artifacts": _ids(stored),
             "load_seconds": 0.0, "compute_seconds": round(compute_seconds, 3),
             "pitch": {"key": analysis.key, "tempo_bpm": round(analysis.tempo_bpm, 2), "notes": len(analysis.notes)}}
-
-
-def _device() -> str:
-    from app.services.models_catalog import compute_device
-
-    return compute_device()
-
-
-def _whisper_options() -> dict[str, Any]:
-    from app.services.models_catalog import whisper_options
-
-    return whisper_options()
