@@ -92,10 +92,8 @@ def _heard_words(
     )
     words: list[dict[str, Any]] = []
     on_progress(0.0, stage)
-    for segment in segments:
-        for w in [] if _looped(segment.text) else segment.words or []:
-            if w.word.strip():
-                words.append({"text": w.word.strip(), "start": w.start, "end": w.end, "p": w.probability})
+    for segment in segments:  # a loop is dropped whole: the second pass hears its stretch again
+        words += [] if _looped(segment.text) else _segment_words(segment)
         on_progress(share * min(1.0, segment.end / duration), stage)
     return _drop_squeezed(_join_elisions(words), duration), info.language
 
@@ -139,6 +137,24 @@ def _looped(text: str) -> bool:
     """Whether decoded text is a repetition loop (compression ratio above LOOP_RATIO)."""
     data = text.strip().encode("utf-8")
     return len(data) > 0 and len(data) / len(zlib.compress(data)) > LOOP_RATIO
+
+
+def _segment_words(segment: Any) -> list[dict[str, Any]]:
+    """A decoded segment's words as dicts; of a repetition loop, only the words before it.
+
+    A loop is text repeated past LOOP_RATIO; its beginning can be real (a chorus that repeats a
+    phrase, decoded right until the decoder went on repeating it), so the longest prefix of words
+    below LOOP_RATIO is kept, cut where the timing collapses (the first word shorter than
+    SQUEEZED_WORD_S: a repeated word with no audio left to time it against).
+    """
+    words = [w for w in segment.words or [] if w.word.strip()]
+    if _looped(segment.text):
+        size = 0
+        while size < len(words) and not _looped("".join(w.word for w in words[: size + 1])):
+            size += 1
+        cut = next((k for k, w in enumerate(words[:size]) if w.end - w.start < SQUEEZED_WORD_S), size)
+        words = words[:cut]
+    return [{"text": w.word.strip(), "start": w.start, "end": w.end, "p": w.probability} for w in words]
 
 
 def _unheard_speech(
@@ -219,13 +235,7 @@ def _transcribe_clips(
             beam_size=BEAM_SIZE,
             max_new_tokens=GAP_MAX_TOKENS,
         )
-        return [
-            {"text": w.word.strip(), "start": w.start, "end": w.end, "p": w.probability}
-            for segment in segments
-            if not _looped(segment.text)
-            for w in segment.words or []
-            if w.word.strip()
-        ]
+        return [w for segment in segments for w in _segment_words(segment)]
 
     lanes = min(_replicas(model), len(clips))  # one transcription per replica, each over its share of clips
     groups = [sorted(clips)[j::lanes] for j in range(lanes)]

@@ -11,6 +11,8 @@ from difflib import SequenceMatcher
 
 import numpy as np
 
+REPEAT_PHRASE_WORDS = 2  # longest phrase whose back-to-back repetitions count as repeated tokens
+
 
 def _similarity(a: str, b: str) -> float:
     if a == b:
@@ -95,11 +97,9 @@ def trusted_anchors(
         run = (i > 0 and matches[i - 1] == j - 1) or (i + 1 < len(matches) and matches[i + 1] == j + 1)
         if run or len(given[i]) >= 5:
             kept[i] = j
-    # a repeated token ("da da da", "oh oh", "na na") pairs with any of its repetitions: it anchors
-    # only inside a run of pairs that also holds a distinctive word
-    repeated = [
-        (i > 0 and given[i - 1] == w) or (i + 1 < len(given) and given[i + 1] == w) for i, w in enumerate(given)
-    ]
+    # a repeated token or phrase ("da da da", "oh oh", "right now right now") pairs with any of its
+    # repetitions: it anchors only inside a run of pairs that also holds a distinctive word
+    repeated = _in_repeats(given)
     i = 0
     while i < len(kept):
         if kept[i] is None:
@@ -113,6 +113,16 @@ def trusted_anchors(
                 kept[x] = None
         i = k + 1
     return kept
+
+
+def _in_repeats(words: Sequence[str], longest: int = REPEAT_PHRASE_WORDS) -> list[bool]:
+    """Per word: whether it is part of a phrase of 1..``longest`` words sung twice or more in a row."""
+    out = [False] * len(words)
+    for size in range(1, longest + 1):
+        for s in range(len(words) - 2 * size + 1):
+            if words[s : s + size] == words[s + size : s + 2 * size]:
+                out[s : s + 2 * size] = [True] * (2 * size)
+    return out
 
 
 def rate_consistent(

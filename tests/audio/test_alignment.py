@@ -55,6 +55,15 @@ def test_trusted_anchors_drop_runs_of_repeated_tokens_only():
     assert trusted_anchors(matches, given, heard) == [None, None, None, None, 4, 5, 6, 7, 8]
 
 
+def test_trusted_anchors_drop_runs_of_a_repeated_phrase_only():
+    given = ["right", "now", "right", "now", "x", "i", "feel", "fantastic", "right", "now"]
+    heard = ["right", "now", "right", "now", "q", "i", "feel", "fantastic", "right", "now"]
+    # "right now right now" alone could be any of its repetitions; a single "right now" after a
+    # distinctive word is placed by it
+    matches = [0, 1, 2, 3, None, 5, 6, 7, 8, 9]
+    assert trusted_anchors(matches, given, heard) == [None] * 5 + [5, 6, 7, 8, 9]
+
+
 def test_speech_map_time_conversions():
     speech = _speech(10.0, [(1.0, 2.0), (5.0, 6.0)])
     assert speech.is_speech(1.5) and not speech.is_speech(3.0)
@@ -195,6 +204,27 @@ def test_decoding_loops_are_told_from_repetitive_lyrics():
     assert not _looped("Right now, right now, right now")
     assert not _looped("I feel fantastic and I never felt as good as how I do right now")
     assert not _looped("la la la la la la la la")
+
+
+def test_a_decoding_loop_keeps_the_words_decoded_before_it():
+    from types import SimpleNamespace
+
+    from app.audio.transcribe import _segment_words
+
+    def segment(timed: list[tuple[str, float, float]]) -> SimpleNamespace:
+        words = [SimpleNamespace(word=" " + w, start=a, end=b, probability=0.9) for w, a, b in timed]
+        return SimpleNamespace(text="".join(w.word for w in words), words=words)
+
+    sung = [("j'veux", 64.6, 64.8), ("zapper", 64.8, 65.1), ("son", 65.1, 65.3), ("prénom", 65.3, 65.7),
+            ("les", 65.8, 66.1), ("larmes", 66.2, 66.5)]
+    loop = [(w, 66.6 + 0.2 * k, 66.6 + 0.2 * k + 0.15) for k, w in enumerate(["et", "les", "larmes"] * 2)]
+    loop += [(w, 67.8, 67.8) for w in ["et", "les", "larmes"] * 8]  # the decoder repeats with no audio left
+    words = _segment_words(segment(sung + loop))
+    # the text before the loop and the loop's start (timed) are kept; the collapsed repeats are not
+    assert [w["text"] for w in words] == [w for w, _, _ in sung + loop[:6]]
+    assert words[0] == {"text": "j'veux", "start": 64.6, "end": 64.8, "p": 0.9}
+    # a segment that is not a loop keeps every word, short ones too
+    assert len(_segment_words(segment([*sung, ("oh", 66.6, 66.6)]))) == 7
 
 
 def test_elisions_written_as_two_words_are_joined():
