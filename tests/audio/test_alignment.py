@@ -169,6 +169,9 @@ def test_an_onset_on_the_fading_previous_note_moves_past_the_pause():
     assert abs(out[1][0] - 2.8) <= VAD_FRAME_S and out[1][1] == 3.2
     # a short word sung before the pause (it ends there) keeps its onset
     assert skip_leading_pauses([(1.0, 2.0), (2.0, 2.3), (2.8, 3.2)], speech)[1] == (2.0, 2.3)
+    # a quiet stretch the voice detector hears (a soft syllable, a backing voice) is no pause
+    voiced = SpeechMap(speech.speech | _speech(5.0, [(2.3, 2.8)]).speech, loud=speech.loud)
+    assert skip_leading_pauses(times, voiced)[1] == times[1]
 
 
 def test_a_line_is_not_squeezed_into_a_short_stretch_when_a_fitting_one_follows():
