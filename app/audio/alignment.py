@@ -343,8 +343,8 @@ def reconcile(
         if i in fixed:
             continue
         next_start = fixed[keys[k]][0] if k < len(keys) else float("inf")
-        if prev_start <= start <= next_start:
-            kept[i], source[i] = (start, end), "aligned"
+        if prev_start <= start <= next_start:  # it ends by the next anchored onset at the latest
+            kept[i], source[i] = (start, min(end, next_start)), "aligned"
     if len(kept) == len(aligned):
         return [kept[i] for i in range(len(aligned))], source
     return estimate_times(weights, line_of, kept, speech), source

@@ -121,6 +121,19 @@ def test_reconcile_prefers_a_later_aligned_onset_over_a_heard_word_stretched_int
     assert times[3] == (4.0, 4.8) and source[3] == "heard"
 
 
+def test_reconcile_keeps_order_when_an_aligned_word_runs_past_the_next_anchor():
+    speech = _speech(20.0, [(0.0, 20.0)])
+    # word 1 aligned from 2.0 s to 6.0 s, past word 4's heard onset (4.0 s); words 2-3 aligned
+    # after it (the window drifted) are placed again between word 1 and word 4
+    aligned = [(1.0, 1.4), (2.0, 6.0), (6.0, 6.3), (6.3, 6.6), (6.6, 6.6)]
+    anchors = {0: (1.0, 1.4), 4: (4.0, 4.4)}
+    times, source = reconcile(aligned, anchors, [3] * 5, [0] * 5, speech)
+    assert source[:2] == ["aligned", "aligned"] and source[2:4] == ["estimated", "estimated"]
+    starts = [s for s, _ in times]
+    assert starts == sorted(starts) and times[4] == (4.0, 4.4), times
+    assert times[1] == (2.0, 4.0)  # cut at the next anchored onset
+
+
 def test_snap_moves_onsets_out_of_silence():
     speech = _speech(10.0, [(2.0, 3.0)])
     (start, end), (s2, e2) = snap_to_speech([(1.2, 2.5), (2.2, 4.0)], speech)
