@@ -194,3 +194,39 @@ def test_align_full_song_better(tiny, models_dir):
     assert report.within_1_0 >= 0.8, report.line()
     assert report.within_0_3 >= 0.8, report.line()  # measured 0.95
     assert report.mean_abs <= 0.3, report.line()  # measured 0.09 s
+
+
+@needs_data
+def test_gap_pass_beside_the_first_pass_hears_the_same_words(models_dir, monkeypatch):
+    """With two replicas the second pass starts on the stretches the first one has left behind
+    while it goes on; the words are the same as one pass after the other, and a cancel raised
+    in the first pass stops the spare lane too."""
+    import threading
+
+    from app.audio import transcribe as tr
+
+    model = load_whisper("tiny.en", models_dir, cpu_threads=1, workers=2)[0]
+    audio = tr.to_16k_mono(_vocals(_excerpt(io.decode(BETTER / "audio.mp3"), 0.0, 90.0), models_dir))
+    speech = tr.speech_map(audio)
+    offered_early: list[int] = []  # clips handed to the spare lane before the first pass ended
+    finish = tr._GapLane.finish
+
+    def spy(lane: tr._GapLane, clips: list[tuple[float, float]]) -> dict:
+        offered_early.append(len(lane.offered))
+        return finish(lane, clips)
+
+    monkeypatch.setattr(tr._GapLane, "finish", spy)
+    both, language = tr._heard_and_gaps(model, audio, "en", speech, lambda f, s: None, "transcribing", 0.5)
+    heard, _ = tr._heard_words(model, audio, "en", lambda f, s: None, "transcribing", 0.5)
+    one_by_one = tr._fill_gaps(model, audio, "en", heard, speech)
+    assert language == "en" and offered_early[0] > 0, "no clip went to the spare lane during the first pass"
+    key = [(w["text"], round(w["start"], 3), round(w["end"], 3)) for w in both]
+    assert key == [(w["text"], round(w["start"], 3), round(w["end"], 3)) for w in one_by_one]
+
+    def cancel(fraction: float, stage: str) -> None:
+        if fraction > 0.25:
+            raise JobCanceled("stop")
+
+    with pytest.raises(JobCanceled):
+        tr._heard_and_gaps(model, audio, "en", speech, cancel, "transcribing", 0.5)
+    assert not [t for t in threading.enumerate() if t.name == "gap-pass"]
