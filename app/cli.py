@@ -68,9 +68,9 @@ def fetch_model_cmd(name: str, root_url: str | None, timeout: float) -> None:
     except weights.FetchError as exc:
         hint = "" if "checksum" in str(exc) else (
             f" (no network here? copy the files listed by `flask models list` into "
-            f"{weights.demucs_engine.repo_dir(models_dir)})")
+            f"{weights.local_repo.repo_dir(models_dir)})")
         raise click.ClickException(f"{name}: {exc}{hint}") from None
-    click.echo(f"{name}: installed in {weights.demucs_engine.repo_dir(models_dir)}")
+    click.echo(f"{name}: installed in {weights.local_repo.repo_dir(models_dir)}")
     if missing := [r for r in (["diffq"] if separation.CATALOG[name].needs_diffq else [])
                    if importlib.util.find_spec(r) is None]:
         click.echo(f"{name}: note: it also needs the Python package(s) {', '.join(missing)}, not installed here")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from flask import current_app
@@ -25,6 +26,19 @@ def compute_device() -> str:
 
         return "cuda" if torch.cuda.is_available() else "cpu"
     except ImportError:  # pragma: no cover - torch is a requirement
+        return "cpu"
+
+
+def listed_device() -> str:
+    """``compute_device`` as the catalog reports it, without loading torch into the web process:
+    DEVICE when set, else CUDA when CTranslate2 (the Whisper engine, a small import) sees a GPU."""
+    if current_app.config.get("DEVICE", "auto") != "auto" or "torch" in sys.modules:
+        return compute_device()
+    try:
+        import ctranslate2
+
+        return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    except (ImportError, RuntimeError):  # pragma: no cover - ctranslate2 is a requirement
         return "cpu"
 
 
@@ -53,7 +67,7 @@ def list_models() -> dict[str, Any]:
     ``app.audio.separation.available_models``).
     """
     models_dir = _models_dir()
-    device = compute_device()
+    device = listed_device()
     return {
         "separation": [{**row, "device": device} for row in separation.available_models(models_dir)],
         "transcription": [{**row, "device": device} for row in whisper_models.available_models(models_dir)],

