@@ -11,8 +11,9 @@ from app.audio.types import AudioError, JobCanceled
 from app.auth import owned
 from app.errors import ApiError
 from app.extensions import db
-from app.models import FINISHED_STATUSES, Job, Song, User, utcnow
+from app.models import FINISHED_STATUSES, Artifact, Job, Song, User, utcnow
 from app.realtime import emit_job
+from app.services import storage
 
 log = logging.getLogger(__name__)
 
@@ -137,19 +138,36 @@ def run_job(job_id: str, work: Callable[[Job, Progress], dict[str, Any]]) -> Non
     db.session.commit()
     emit_job("job.progress", job)
     started = time.perf_counter()
+    song_id = job.song_id
     try:
         result = work(job, Progress(job))
     except Exception as exc:  # every way out of work() is recorded on the job
         db.session.rollback()
-        if db.session.get(Job, job_id) is None:  # deleted with its song meanwhile
+        if _deleted_meanwhile(job_id, song_id):
             return
         _finish(job, *_outcome(job_id, exc))
         fail_dependents(job)
+        return
+    if _deleted_meanwhile(job_id, song_id):
         return
     result = dict(result or {})
     result["wall_seconds"] = round(time.perf_counter() - started, 3)
     job.result = result
     _finish(job, "completed")
+
+
+def _deleted_meanwhile(job_id: str, song_id: str) -> bool:
+    """Whether the job went with its song while it ran; then what it wrote goes too: files it moved
+    into place after the delete removed the song's folders, and rows it stored for the song."""
+    if db.session.execute(db.select(Job.id).where(Job.id == job_id)).first() is not None:  # not the cached row
+        return False
+    if db.session.execute(db.select(Song.id).where(Song.id == song_id)).first() is not None:
+        return True  # the job alone went (no such path today): the song's files stay
+    db.session.query(Artifact).filter_by(song_id=song_id).delete()
+    db.session.commit()
+    storage.remove_song_files(song_id)
+    log.info("job %s ended with its song %s deleted; its files were removed", job_id, song_id)
+    return True
 
 
 def request_cancel(job: Job) -> Job:

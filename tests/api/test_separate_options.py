@@ -238,3 +238,30 @@ def test_a_5_1_upload_separates_with_stereo_mp3_copies(app, client, auth, shared
     expected_left = (left + 0.7071 * 0.5 * (left + right) + 0.7071 * 0.5 * left) / 2.4142
     assert xcorr_lag(expected_left[None, :], mixed[:1]) == 0 and correlation(expected_left[None, :], mixed[:1]) > 0.98
     assert result["cache_hit"] is False
+
+
+def test_a_song_deleted_while_its_job_writes_leaves_nothing_behind(app, client, auth, shared_data, monkeypatch):
+    """DELETE /songs/<id> while a separation job is moving its files into place: the job's files
+    and rows go too (before, the stems it published after the delete stayed on disk)."""
+    from app.models import Artifact
+    from app.services import jobs, pipeline, storage
+
+    sid = _upload(client, auth, shared_data)
+    with app.app_context():
+        job = create_job(db.session.get(Song, sid), "separate", {"model": "spleeter"})
+        db.session.commit()
+        job_id = job.id
+    publish = pipeline._publish
+
+    def delete_then_publish(staging: Path, final_dir: Path) -> dict[str, Path]:
+        assert client.delete(f"/api/v1/songs/{sid}", headers=auth).status_code == 204
+        return publish(staging, final_dir)
+
+    monkeypatch.setattr(pipeline, "_publish", delete_then_publish)
+    with app.app_context():
+        jobs.run_job(job_id, separate_work)
+        assert db.session.get(Song, sid) is None and db.session.get(Job, job_id) is None
+        assert db.session.query(Artifact).filter_by(song_id=sid).count() == 0
+        leftovers = [p for d in (storage.upload_dir(sid), storage.output_dir(sid), *storage.karaoke_dirs(sid))
+                     if d.exists() for p in d.rglob("*")]
+        assert leftovers == []
