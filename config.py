@@ -32,6 +32,8 @@ ENV_SETTINGS: dict[str, tuple[type, Any]] = {
     "JWT_SECRET_KEY": (str, DEV_SECRET),
     "JWT_ACCESS_MINUTES": (int, 60),
     "JWT_REFRESH_DAYS": (int, 30),
+    "LOGIN_MAX_FAILURES": (int, 10),
+    "LOGIN_LOCKOUT_S": (int, 900),
     "APP_ENV": (str, "development"),
     "DEVICE": (str, "auto"),
     "WORKER_CONCURRENCY": (int, 1),

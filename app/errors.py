@@ -45,7 +45,10 @@ _HTTP_CODES = {
 def register_errorhandlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
-        return error_response(exc.status, exc.code, exc.message, **exc.extra)
+        body, status = error_response(exc.status, exc.code, exc.message, **exc.extra)
+        if "retry_after" in exc.extra:
+            body.headers["Retry-After"] = str(exc.extra["retry_after"])
+        return body, status
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -3,6 +3,7 @@ from flask_jwt_extended import create_access_token, create_refresh_token, get_jw
 
 from app.auth import authenticate, current_user
 from app.errors import ApiError
+from app.services import throttle
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 
@@ -12,7 +13,14 @@ def token():
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not body.get("username") or not body.get("password"):
         raise ApiError(400, "bad_request", "Send JSON {\"username\": ..., \"password\": ...}")
-    user = authenticate(str(body["username"]), str(body["password"]))
+    username = str(body["username"])
+    throttle.check_login(username, request.remote_addr)
+    try:
+        user = authenticate(username, str(body["password"]))
+    except ApiError:
+        throttle.login_failed(username, request.remote_addr)
+        raise
+    throttle.login_succeeded(username, request.remote_addr)
     identity = str(user.id)
     return jsonify(access_token=create_access_token(identity), refresh_token=create_refresh_token(identity),
                    token_type="Bearer", user=user.to_dict())

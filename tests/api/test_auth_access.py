@@ -78,3 +78,41 @@ def test_unknown_routes_are_json(client, auth):
     assert resp.status_code == 404 and resp.get_json()["error"]["code"] == "not_found"
     resp = client.put("/api/v1/songs", headers=auth)
     assert resp.status_code == 405 and resp.get_json()["error"]["code"] == "method_not_allowed"
+
+
+def test_repeated_wrong_passwords_are_throttled(tmp_path, redis_server, models_dir):
+    """After LOGIN_MAX_FAILURES wrong passwords for one username from one address, the token
+    endpoint answers 429 with Retry-After, even for the right password, until the lockout passes;
+    a success resets the count. Without Redis, logins are not throttled."""
+    import time
+    import uuid
+
+    from app.auth import create_user
+    from tests.conftest import make_app, redis_db
+
+    app = make_app(tmp_path, redis_db(redis_server, 1), models_dir, LOGIN_MAX_FAILURES=3, LOGIN_LOCKOUT_S=2)
+    client = app.test_client()
+    name, other = f"dave-{uuid.uuid4().hex[:8]}", f"erin-{uuid.uuid4().hex[:8]}"
+    with app.app_context():
+        create_user(name, "pw-dave-12345")
+        create_user(other, "pw-erin-12345")
+
+    def login(user: str, password: str):
+        return client.post("/api/v1/auth/token", json={"username": user, "password": password})
+
+    assert [login(name, "wrong").status_code for _ in range(2)] == [401, 401]
+    assert login(name, "pw-dave-12345").status_code == 200  # a success resets the count
+    assert [login(name, "wrong").status_code for _ in range(3)] == [401, 401, 401]
+    locked = login(name, "pw-dave-12345")
+    assert locked.status_code == 429 and locked.get_json()["error"]["code"] == "too_many_attempts"
+    assert 1 <= int(locked.headers["Retry-After"]) <= 2 and locked.get_json()["retry_after"] >= 1
+    assert login(other, "pw-erin-12345").status_code == 200  # other users are not locked out
+    time.sleep(2.2)
+    assert login(name, "pw-dave-12345").status_code == 200
+
+    down = make_app(tmp_path / "down", "redis://127.0.0.1:9/0", models_dir, LOGIN_MAX_FAILURES=1)
+    with down.app_context():
+        create_user(name, "pw-dave-12345")
+    client = down.test_client()
+    assert [client.post("/api/v1/auth/token", json={"username": name, "password": p}).status_code
+            for p in ("wrong", "wrong", "pw-dave-12345")] == [401, 401, 200]
