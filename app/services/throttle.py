@@ -34,15 +34,16 @@ def check_login(username: str, address: str | None) -> None:
     """ApiError 429 (with ``retry_after`` seconds) when this username and address are locked out."""
     key = _key(username, address)
     try:
-        failures = int(_client().get(key) or 0)
-        wait = _client().ttl(key) if failures >= current_app.config["LOGIN_MAX_FAILURES"] else 0
+        if int(_client().get(key) or 0) < current_app.config["LOGIN_MAX_FAILURES"]:
+            return
+        wait = int(_client().ttl(key))  # -2: expired meanwhile; -1: no expiry (set by hand)
     except redis.RedisError as exc:
         log.warning("login throttling unavailable: %s", exc)
         return
-    if wait:
-        raise ApiError(429, "too_many_attempts",
-                       f"Too many failed logins for {username!r}; try again in {max(wait, 1)} s",
-                       retry_after=max(wait, 1))
+    if wait != -2:
+        wait = wait if wait > 0 else current_app.config["LOGIN_LOCKOUT_S"]
+        raise ApiError(429, "too_many_attempts", f"Too many failed logins for {username!r}; try again in {wait} s",
+                       retry_after=wait)
 
 
 def login_failed(username: str, address: str | None) -> None:
