@@ -34,6 +34,7 @@ ENV_SETTINGS: dict[str, tuple[type, Any]] = {
     "JWT_REFRESH_DAYS": (int, 30),
     "LOGIN_MAX_FAILURES": (int, 10),
     "LOGIN_LOCKOUT_S": (int, 900),
+    "PROXY_HOPS": (int, 0),
     "APP_ENV": (str, "development"),
     "DEVICE": (str, "auto"),
     "WORKER_CONCURRENCY": (int, 1),

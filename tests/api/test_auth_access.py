@@ -116,3 +116,26 @@ def test_repeated_wrong_passwords_are_throttled(tmp_path, redis_server, models_d
     client = down.test_client()
     assert [client.post("/api/v1/auth/token", json={"username": name, "password": p}).status_code
             for p in ("wrong", "wrong", "pw-dave-12345")] == [401, 401, 200]
+
+
+def test_behind_a_proxy_each_client_address_counts_on_its_own(tmp_path, redis_server, models_dir):
+    """With PROXY_HOPS=1 the throttle keys on X-Forwarded-For: one client's wrong passwords do not
+    lock the same username out for the others behind the same proxy."""
+    import uuid
+
+    from app.auth import create_user
+    from tests.conftest import make_app, redis_db
+
+    app = make_app(tmp_path, redis_db(redis_server, 1), models_dir, LOGIN_MAX_FAILURES=2, PROXY_HOPS=1)
+    client = app.test_client()
+    name = f"fred-{uuid.uuid4().hex[:8]}"
+    with app.app_context():
+        create_user(name, "pw-fred-12345")
+
+    def login(address: str, password: str) -> int:
+        return client.post("/api/v1/auth/token", json={"username": name, "password": password},
+                           headers={"X-Forwarded-For": address}).status_code
+
+    assert [login("203.0.113.7", "wrong") for _ in range(3)] == [401, 401, 429]
+    assert login("198.51.100.20", "pw-fred-12345") == 200
+    assert login("203.0.113.7", "pw-fred-12345") == 429
