@@ -20,6 +20,9 @@ REGION_GAP_S = 0.3
 MAX_REGION_WORDS = 60
 MIN_ALIGNED_WORD_S = 0.1
 """An aligned word shorter than this (seconds) is squeezed: a window that lost its place there."""
+BREAK_COST = 10.0
+"""Cost of a stanza (after a blank line in the lyrics) that starts with no pause before it: more
+than any fit, so only where nothing else is possible."""
 FAINT_SHARE = 0.5
 """Words placed between two anchors whose sung time there is under this share of what they need
 are placed on the faint voice activity as well."""
@@ -81,6 +84,13 @@ class SpeechMap:
                 out.append((float(a), float(b)))
         return out
 
+    def run_end(self, t: float) -> float:
+        """The end of the sung stretch (pauses under REGION_GAP_S bridged) that ``t`` is in, or
+        ``t`` itself when the voice is silent there."""
+        if not self.is_speech(t):
+            return t
+        return next((b for a, b in self.regions(REGION_GAP_S) if a <= t <= b), t)
+
     def next_onset(self, t: float, limit: float) -> float | None:
         """The first speech frame start in [t, limit), or None."""
         lo, hi = self._frame(t), int(min(limit / VAD_FRAME_S, len(self.probs)))
@@ -105,7 +115,14 @@ def _spread(speech: SpeechMap, s0: float, s1: float, cum: np.ndarray, t0: float,
 
 
 def _region_edges(
-    speech: SpeechMap, cum: np.ndarray, kind: Sequence[int], t0: float, t1: float, spw: float
+    speech: SpeechMap,
+    cum: np.ndarray,
+    kind: Sequence[int],
+    t0: float,
+    t1: float,
+    spw: float,
+    breaks: Sequence[bool] | None = None,
+    after_word: bool = False,
 ) -> list[float] | None:
     """Edges for words with cumulative weights ``cum`` placed on the sung stretches in [t0, t1].
 
@@ -116,7 +133,10 @@ def _region_edges(
     more (singing that no word explains), and a stretch whose first word is inside a lyric line
     costs by the pause before it (``kind``: 0 a line's first word, free; 1 a repeated token such
     as "ooh ooh" or "da da", one per held note, a flat 0.5; 2 a word inside a phrase, 0.5 plus
-    0.5 per second of pause). Within a stretch the words share its speech time by weight. So a
+    0.5 per second of pause). ``breaks`` marks the words that begin a stanza (a blank line in
+    the lyrics): one sung with no pause before it costs BREAK_COST, and when ``after_word`` (t0 is
+    the end of a sung word) a first stretch that carries on from t0 may stay empty for free (the
+    word before is held there). Within a stretch the words share its speech time by weight. So a
     line of sustained vocalises lands one word per stretch, unanchored lines start where singing
     resumes, and a phrase is not torn across an instrumental break. None when there is no speech.
     """
@@ -128,6 +148,9 @@ def _region_edges(
     need = np.diff(cum) * spw
     dur = [speech.speech_time(b) - speech.speech_time(a) for a, b in regions]
     pause = [min(a - (regions[r - 1][1] if r else t0), 6.0) for r, (a, _) in enumerate(regions)]
+    brk = list(breaks) if breaks is not None else [False] * n
+    inner_breaks = np.concatenate([[0], np.cumsum(brk)])  # breaks among words 0..i-1
+    held = after_word and pause[0] <= VAD_FRAME_S and brk[0]  # the word before t0 sung on into region 0
 
     def fit(d: float, w: float) -> float:
         ratio = np.log((d + 0.3) / (w + 0.3))
@@ -139,7 +162,7 @@ def _region_edges(
     best[0, 0] = 0.0
     for r in range(1, r_count + 1):
         d = dur[r - 1]
-        empty = 2.0 * fit(d, 0.0)
+        empty = 0.0 if r == 1 and held else 2.0 * fit(d, 0.0)
         for i in range(n + 1):
             best[i, r], back[i, r] = best[i, r - 1] + empty, i
             for j in range(max(0, i - MAX_REGION_WORDS), i):
@@ -148,6 +171,10 @@ def _region_edges(
                 split = 0.0 if kind[j] == 0 or pause[r - 1] <= VAD_FRAME_S else 0.5
                 if kind[j] == 2:
                     split += 0.5 * pause[r - 1]
+                unpaused = inner_breaks[i] - inner_breaks[j + 1]
+                if brk[j] and pause[r - 1] <= VAD_FRAME_S and (r > 1 or after_word):
+                    unpaused += 1
+                split += BREAK_COST * unpaused
                 cost = best[j, r - 1] + fit(d, float(need[j:i].sum())) + split
                 if cost < best[i, r]:
                     best[i, r], back[i, r] = cost, j
@@ -168,6 +195,13 @@ def _region_edges(
     return [*starts, last_end]
 
 
+def _squeeze(speech: SpeechMap, edges: Sequence[float], cum: np.ndarray) -> float:
+    """The largest ratio of the sung time a word needs (SECONDS_PER_WEIGHT per weight) to the
+    speech time its ``edges`` give it."""
+    got = np.diff([speech.speech_time(t) for t in edges])
+    return float(np.max(np.diff(cum) * SECONDS_PER_WEIGHT / np.maximum(got, VAD_FRAME_S)))
+
+
 def _gap_edges(
     speech: SpeechMap,
     cum: np.ndarray,
@@ -177,20 +211,33 @@ def _gap_edges(
     t1: float,
     spw: float,
     kind: Sequence[int],
+    breaks: Sequence[bool],
+    after_word: bool,
 ) -> list[float]:
     """Word edges for an unanchored run between times t0 and t1: ``head`` words packed right
     after t0, ``tail`` words right before t1 (``spw`` seconds per weight: line-mates are sung
     back to back, whatever the voice detector says), the rest placed on the sung stretches
-    between (see :func:`_region_edges`)."""
+    between (see :func:`_region_edges`; ``after_word``: t0 ends a sung word)."""
     n = len(cum) - 1
     h_end = t0 + cum[head] * spw
     t_start = t1 - (cum[-1] - cum[n - tail]) * spw
     mid = cum[head : n - tail + 1] - cum[head]
     middle: list[float] = []
     if len(mid) > 1:
-        if speech.speech_time(t_start) - speech.speech_time(h_end) < FAINT_SHARE * mid[-1] * SECONDS_PER_WEIGHT:
+        # a stanza does not start on the held end of the word before: that singing is not its own
+        free = speech.run_end(h_end) if after_word and breaks[head] else h_end
+        if speech.speech_time(t_start) - speech.speech_time(free) < FAINT_SHARE * mid[-1] * SECONDS_PER_WEIGHT:
             speech = speech.with_faint()  # far too little singing for these words: quiet singing counts
-        placed = _region_edges(speech, mid, kind[head : n - tail], h_end, t_start, SECONDS_PER_WEIGHT)
+        args = (mid, kind[head : n - tail], h_end, t_start, SECONDS_PER_WEIGHT, breaks[head : n - tail],
+                after_word or head > 0)
+        placed = _region_edges(speech, *args)
+        if placed is not None and any(breaks[head : n - tail]) and speech.faint is not None:
+            # stanzas kept apart may leave one far too little singing: then its quiet singing counts
+            squeeze = _squeeze(speech, placed, mid)
+            if squeeze * FAINT_SHARE > 1.0:
+                quiet = _region_edges(speech.with_faint(), *args)
+                if quiet is not None and _squeeze(speech.with_faint(), quiet, mid) < squeeze:
+                    speech, placed = speech.with_faint(), quiet
         if placed is None:
             placed = _spread(speech, speech.speech_time(h_end), speech.speech_time(t_start), mid, h_end, t_start)
         middle = placed[:-1]
@@ -208,12 +255,14 @@ def estimate_times(
     speech: SpeechMap,
     seconds_per_weight: float | None = None,
     texts: Sequence[str] | None = None,
+    breaks: Sequence[bool] | None = None,
 ) -> list[tuple[float, float]]:
     """Rough (start, end) for every word: anchors as given, the rest placed in speech time.
 
     ``weights`` (one per word, e.g. letters + 1) decide how much speech time each word gets
     (``seconds_per_weight`` each where it is not bounded by anchors); ``line_of`` gives each word's
-    line; ``texts`` (normalised words) tells repeated tokens apart (see :func:`_region_edges`).
+    line; ``texts`` (normalised words) tells repeated tokens apart and ``breaks`` marks the words
+    that begin a stanza (see :func:`_region_edges`).
     Unanchored words that share a line with the anchor before (after) them are packed right
     after (before) it, so a line's first word is not pulled back across a pause; words of
     unanchored lines are spread over the speech between (before the first anchor: from the first
@@ -228,9 +277,10 @@ def estimate_times(
         0 if i == 0 or line_of[i] != line_of[i - 1] else 1 if texts and texts[i] == texts[i - 1] else 2
         for i in range(n)
     ]
+    brk = list(breaks) if breaks is not None else [False] * n
     if not anchors:
         cum = np.concatenate([[0.0], np.cumsum(w)])
-        edges = _region_edges(speech, cum, kind, 0.0, speech.duration, seconds_per_weight)
+        edges = _region_edges(speech, cum, kind, 0.0, speech.duration, seconds_per_weight, brk)
         if edges is None:
             edges = _spread(speech, 0.0, total, cum, 0.0, speech.duration)
         return [(edges[i], edges[i + 1]) for i in range(n)]
@@ -262,7 +312,7 @@ def estimate_times(
             if line_of[a] == line_of[b]:
                 head = tail = 0
         spw = min(seconds_per_weight, (t1 - t0) / cum[-1])
-        edges = _gap_edges(speech, cum, head, tail, t0, t1, spw, [kind[i] for i in idx])
+        edges = _gap_edges(speech, cum, head, tail, t0, t1, spw, [kind[i] for i in idx], [brk[i] for i in idx], a >= 0)
         for k, i in enumerate(idx):
             result[i] = (edges[k], max(edges[k], edges[k + 1]))
     return [r if r is not None else (0.0, 0.0) for r in result]
@@ -311,6 +361,7 @@ def reconcile(
     line_of: Sequence[int],
     speech: SpeechMap,
     tolerance: float = 0.5,
+    breaks: Sequence[bool] | None = None,
 ) -> tuple[list[tuple[float, float]], list[str]]:
     """Merge window alignment with transcription anchors; return (times, source per word).
 
@@ -347,7 +398,7 @@ def reconcile(
             kept[i], source[i] = (start, min(end, next_start)), "aligned"
     if len(kept) == len(aligned):
         return [kept[i] for i in range(len(aligned))], source
-    return estimate_times(weights, line_of, kept, speech), source
+    return estimate_times(weights, line_of, kept, speech, breaks=breaks), source
 
 
 def line_outliers(

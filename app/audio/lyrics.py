@@ -43,6 +43,14 @@ def _repeat_count(match: re.Match[str]) -> int:
 def parse_lyrics(text: str) -> list[list[str]]:
     """Split lyrics into lines of words (tokens keep their punctuation), with section markers and
     repeat marks expanded (see the module notes); empty lines are skipped."""
+    return parse_stanzas(text)[0]
+
+
+def parse_stanzas(text: str) -> tuple[list[list[str]], set[int]]:
+    """(lines, stanza starts): the lines of :func:`parse_lyrics` and the indices of the lines,
+    other than the first, that begin a stanza (they follow a blank line or a section marker, or
+    begin a section sung again). Singers pause between stanzas; the aligner uses that."""
+    starts: set[int] = set()
     raw_lines = [_TIME_TAG.sub(" ", raw).strip() for raw in text.splitlines()]
     raw_lines = [raw for raw in raw_lines if not _META_LINE.match(raw)]
     lines: list[list[str]] = []
@@ -55,6 +63,7 @@ def parse_lyrics(text: str) -> list[list[str]]:
         nonlocal current, current_times
         if current is not None:
             for _ in range(current_times - 1):
+                starts.add(len(lines))
                 lines.extend(list(line) for line in sections[current])
         current, current_times = None, 1
 
@@ -66,20 +75,24 @@ def parse_lyrics(text: str) -> list[list[str]]:
             following = raw_lines[k + 1] if k + 1 < len(raw_lines) else ""
             if (not following or _SECTION.match(following)) and name in sections:
                 for _ in range(_repeat_count(marker)):
+                    starts.add(len(lines))
                     lines.extend(list(line) for line in sections[name])
             else:
                 current, current_times, sections[name] = name, _repeat_count(marker), []
             stanza_start = len(lines)
+            starts.add(len(lines))
             continue
         if not raw:
             close_section()
             stanza_start = len(lines)
+            starts.add(len(lines))
             continue
         repeat = _REPEAT_TAIL.search(raw)
         body = raw[: repeat.start()].strip() if repeat else raw
         if repeat and not body:  # "(x2)" alone: the stanza above, again
             stanza = lines[stanza_start:]
             for _ in range(_repeat_count(repeat) - 1):
+                starts.add(len(lines))
                 lines.extend(list(line) for line in stanza)
             continue
         for _ in range(_repeat_count(repeat) if repeat else 1):
@@ -87,7 +100,7 @@ def parse_lyrics(text: str) -> list[list[str]]:
             if current is not None:
                 sections[current].append(body.split())
     close_section()
-    return lines
+    return lines, {k for k in starts if 0 < k < len(lines)}
 
 
 def lyrics_words(text: str) -> list[str]:
@@ -106,4 +119,4 @@ def normalize_word(word: str) -> str:
     return "".join(ch for ch in word if ch.isalnum())
 
 
-__all__ = ["lyrics_words", "normalize_word", "parse_lyrics", "plain_lyrics"]
+__all__ = ["lyrics_words", "normalize_word", "parse_lyrics", "parse_stanzas", "plain_lyrics"]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from app.audio import alignment, word_matching
-from app.audio.lyrics import normalize_word, parse_lyrics
+from app.audio.lyrics import normalize_word, parse_stanzas
 from app.audio.types import Line, LyricsTiming, ProgressCallback, Waveform, Word, no_progress
 
 SAMPLE_RATE = 16000
@@ -581,7 +581,7 @@ def align(
     Stages: "transcribing" (fractions 0-0.5) then "aligning". Raises ValueError when the lyrics
     contain no words; a JobCanceled raised by ``on_progress`` stops the work.
     """
-    lines = parse_lyrics(lyrics_text)
+    lines, stanza_starts = parse_stanzas(lyrics_text)
     given = [w for line in lines for w in line]
     if not given:
         raise ValueError("the lyrics contain no words")
@@ -592,6 +592,7 @@ def align(
     line_of = [k for k, line in enumerate(lines) for _ in line]
     first = np.cumsum([0] + [len(line) for line in lines])
     weights = [len(normalize_word(w)) + 1 for w in given]
+    breaks = [line_of[i] in stanza_starts and (i == 0 or line_of[i - 1] != line_of[i]) for i in range(len(given))]
     speech = speech_map(audio)
     prior = _previous_words(previous, lines) if previous is not None else {}
     fixed = prior if keep_unchanged else {}
@@ -616,17 +617,21 @@ def align(
         anchor_times = guide = {i: (w["start"], w["end"]) for i, w in anchors.items()}
         heard_p = {i: float(w["p"]) for i, w in anchors.items()}
     texts = [normalize_word(w) for w in given]
-    estimates = alignment.estimate_times(weights, line_of, guide, speech, texts=texts)
-    spans = [(estimates[first[k]][0], estimates[first[k + 1] - 1][1]) for k in range(len(lines))]
+    estimates = alignment.estimate_times(weights, line_of, guide, speech, texts=texts, breaks=breaks)
+    spans = [
+        _sung_span(estimates[first[k] : first[k + 1]], speech) if k + 1 in stanza_starts
+        else (estimates[first[k]][0], estimates[first[k + 1] - 1][1])
+        for k in range(len(lines))
+    ]
     todo = [any(i not in fixed for i in range(first[k], first[k + 1])) for k in range(len(lines))]
 
     timed = _align_windows(model, language, audio, lines, spans, todo, on_progress)
     aligned = [timed[i][:2] if i in timed else anchor_times[i] for i in range(len(given))]
-    merged, source = alignment.reconcile(aligned, anchor_times, weights, line_of, speech)
+    merged, source = alignment.reconcile(aligned, anchor_times, weights, line_of, speech, breaks=breaks)
     suspects = _suspects(merged, source, estimates, line_of) - set(fixed)
     if suspects:  # drift: the doubtful words are placed again from the words kept and the voice activity
         kept = {i: t for i, t in enumerate(merged) if i not in suspects and source[i] != "estimated"}
-        merged = alignment.estimate_times(weights, line_of, kept, speech, texts=texts)
+        merged = alignment.estimate_times(weights, line_of, kept, speech, texts=texts, breaks=breaks)
         source = [src if i in kept else "estimated" for i, src in enumerate(source)]
     times = [(max(0.0, s - bias), max(0.0, e - bias)) for s, e in merged]
     times = alignment.skip_leading_pauses(times, speech)
@@ -642,6 +647,14 @@ def align(
     on_progress(1.0, "aligning")
     return LyricsTiming(language, _timed_lines(lines, times, confidence), {"alignment": model_name(model)},
                         _unmatched(heard, times, bias, previous.unmatched if previous and keep_unchanged else ()))
+
+
+def _sung_span(words: list[tuple[float, float]], speech: alignment.SpeechMap) -> tuple[float, float]:
+    """(start, end) of a line that ends a stanza, from its words' estimates: it ends where the
+    singing of its last word stops (an estimated word runs on to the next word's onset, over the
+    pause between stanzas, which would join them in one alignment window)."""
+    start, end = words[-1]
+    return words[0][0], min(end, max(speech.run_end(start), start + alignment.VAD_FRAME_S))
 
 
 def _unmatched(

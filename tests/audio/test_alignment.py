@@ -321,3 +321,24 @@ def test_whisper_cpu_layout():
     assert cpu_layout(16, workers=4) == (4, 4)
     assert cpu_layout(1) == (1, 1)
     assert cpu_layout(8, device="cuda") == (0, 1)
+
+
+def test_a_stanza_does_not_start_on_the_held_end_of_the_previous_word():
+    # "here we go" anchored at 1.0-1.6, its last note held to 3.0; the next stanza (after a blank
+    # line) is sung quietly at 8-12 s, then a loud anchored line at 15 s
+    frames = np.zeros(int(round(20.0 / VAD_FRAME_S)), dtype=bool)
+    faint = frames.copy()
+    for a, b in [(1.0, 3.0), (15.0, 17.0)]:
+        frames[int(a / VAD_FRAME_S) : int(b / VAD_FRAME_S)] = True
+    for a, b in [(8.0, 9.0), (10.0, 12.0)]:
+        faint[int(a / VAD_FRAME_S) : int(b / VAD_FRAME_S)] = True
+    speech = SpeechMap(frames, None, faint)
+    anchors = {2: (1.4, 1.6), 7: (15.0, 15.5)}
+    line_of = [0, 0, 0, 1, 1, 2, 2, 3]
+    weights = [5, 3, 3, 4, 4, 5, 5, 4]
+    breaks = [False, False, False, True, False, False, False, True]
+    times = estimate_times(weights, line_of, anchors, speech, breaks=breaks)
+    assert all(8.0 - VAD_FRAME_S <= s < 12.0 for s, _ in times[3:7]), times
+    # without the stanza break the same words are sung on straight after "go", in the held note
+    plain = estimate_times(weights, line_of, anchors, speech)
+    assert all(s < 3.0 for s, _ in plain[3:5]), plain

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.audio.lyrics import lyrics_words, normalize_word, parse_lyrics, plain_lyrics
+from app.audio.lyrics import lyrics_words, normalize_word, parse_lyrics, parse_stanzas, plain_lyrics
 
 LYRICS = """[Verse 1]
 Where did we go?
@@ -105,3 +105,15 @@ def test_bracketed_sung_line_is_kept_and_repeat_counts_are_bounded():
     assert parse_lyrics("[MESSAGE REDACTED]\n[Chorus: Both]\nx\n") == [["[MESSAGE", "REDACTED]"], ["x"]]
     assert len(parse_lyrics("go (x99)")) == 8
     assert parse_lyrics("Matrix x\nBox 2\n") == [["Matrix", "x"], ["Box", "2"]]
+
+
+def test_stanza_starts_follow_blank_lines_markers_and_repeated_sections():
+    text = "intro line\n\nverse a\nverse b\n[Chorus]\nsing it\n\n[Chorus]\n\nla la\n(x2)\nend (x2)\n"
+    lines, starts = parse_stanzas(text)
+    assert [" ".join(w) for w in lines] == [
+        "intro line", "verse a", "verse b", "sing it", "sing it", "la la", "la la", "end", "end",
+    ]
+    # a blank line, a marker, a chorus sung again and a stanza repeated by "(x2)" each begin a stanza;
+    # a line repeated by its own "(x2)" does not, nor does the first line
+    assert starts == {1, 3, 4, 5, 6}
+    assert parse_stanzas("one\ntwo\n")[1] == set()
