@@ -123,7 +123,8 @@ def main() -> None:
           f"{alignment_settings.REGION_GAP_S}s pauses, {alignment_settings.SECONDS_PER_WEIGHT}s per letter+1, "
           f"VAD = Silero | level within {transcribe_settings.ENERGY_RANGE_DB} dB of the loud frames "
           f"(faint: {transcribe_settings.FAINT_RANGE_DB} dB, used below {alignment_settings.FAINT_SHARE:.0%} "
-          f"of the time words need), loops dropped above compression ratio {transcribe_settings.LOOP_RATIO}, "
+          f"of the time words need), a stanza starting with no pause costs {alignment_settings.BREAK_COST}, "
+          f"loops dropped above compression ratio {transcribe_settings.LOOP_RATIO}, "
           f"a heard word covers <= {transcribe_settings.MAX_HEARD_WORD_S} s, unheard stretches in "
           f"<= {transcribe_settings.GAP_CLIP_S} s clips, beam {transcribe_settings.BEAM_SIZE}")
     models: dict[str, Any] = {}
