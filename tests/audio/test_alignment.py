@@ -187,6 +187,17 @@ def test_an_onset_on_the_fading_previous_note_moves_past_the_pause():
     assert skip_leading_pauses(times, voiced)[1] == times[1]
 
 
+def test_a_word_after_the_last_singing_does_not_jump_to_noise_at_the_end():
+    # singing ends at 2.0 s; a click at 19.0 s; the last word, estimated right after the singing
+    # and running on to the end, keeps its onset instead of moving 17 s to the click
+    speech = _speech(20.0, [(0.0, 2.0), (19.0, 19.2)])
+    times = [(1.0, 1.9), (1.95, 19.5)]
+    assert skip_leading_pauses(times, speech)[1][0] == 1.95
+    # a pause of a breath is still skipped
+    assert abs(skip_leading_pauses([(1.0, 1.9), (1.95, 5.0)], _speech(20.0, [(0.0, 2.0), (2.5, 4.0)]))[1][0]
+               - 2.5) <= VAD_FRAME_S
+
+
 def test_a_line_is_not_squeezed_into_a_short_stretch_when_a_fitting_one_follows():
     # between two anchors: a 0.4 s scrap of voice, then a 1.6 s sung stretch that fits the six words
     speech = _speech(20.0, [(0.0, 1.0), (5.0, 5.4), (10.0, 11.6), (15.0, 16.0)])
