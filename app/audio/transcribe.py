@@ -634,7 +634,7 @@ def align(
         merged = alignment.estimate_times(weights, line_of, kept, speech, texts=texts, breaks=breaks)
         source = [src if i in kept else "estimated" for i, src in enumerate(source)]
     times = [(max(0.0, s - bias), max(0.0, e - bias)) for s, e in merged]
-    times = alignment.skip_leading_pauses(times, speech)
+    times = alignment.skip_leading_pauses(times, speech, weights=weights, line_of=line_of)
     times = alignment.snap_to_speech(times, speech)
     times = alignment.monotonic(_between_kept(times, fixed))
     confidence = [

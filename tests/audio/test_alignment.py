@@ -353,3 +353,18 @@ def test_a_stanza_does_not_start_on_the_held_end_of_the_previous_word():
     # without the stanza break the same words are sung on straight after "go", in the held note
     plain = estimate_times(weights, line_of, anchors, speech)
     assert all(s < 3.0 for s, _ in plain[3:5]), plain
+
+
+def test_a_short_word_after_a_held_note_starts_after_the_pause_a_long_word_keeps_its_stops():
+    # a note held to 2.55 s, a pause to 3.0 s; "te" (sung in ~0.24 s) was put at 2.0 s, on the note
+    speech = _speech(6.0, [(0.5, 2.55), (3.0, 5.0)])
+    times = [(0.5, 2.0), (2.0, 3.3), (3.3, 4.0)]
+    weights, line_of = [4, 3, 4], [0, 0, 0]
+    out = skip_leading_pauses(times, speech, weights=weights, line_of=line_of)
+    assert abs(out[1][0] - 3.0) <= VAD_FRAME_S
+    # without the word lengths the pause is too far after the onset to be skipped
+    assert skip_leading_pauses(times, speech)[1] == times[1]
+    # a long word ("protectors", ~0.9 s) with a stop 0.55 s in keeps its onset
+    assert skip_leading_pauses(times, speech, weights=[4, 11, 4], line_of=line_of)[1] == times[1]
+    # so does the last word of a line: the pause after it is the line's end
+    assert skip_leading_pauses(times, speech, weights=weights, line_of=[0, 0, 1])[1] == times[1]
