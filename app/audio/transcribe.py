@@ -592,7 +592,8 @@ def align(
     line_of = [k for k, line in enumerate(lines) for _ in line]
     first = np.cumsum([0] + [len(line) for line in lines])
     weights = [len(normalize_word(w)) + 1 for w in given]
-    breaks = [line_of[i] in stanza_starts and (i == 0 or line_of[i - 1] != line_of[i]) for i in range(len(given))]
+    stanza_words = {int(first[k]) for k in stanza_starts}
+    breaks = [i in stanza_words for i in range(len(given))]
     speech = speech_map(audio)
     prior = _previous_words(previous, lines) if previous is not None else {}
     fixed = prior if keep_unchanged else {}
