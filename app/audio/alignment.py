@@ -153,7 +153,7 @@ def _region_edges(
     pause = [min(a - (regions[r - 1][1] if r else t0), 6.0) for r, (a, _) in enumerate(regions)]
     brk = list(breaks) if breaks is not None else [False] * n
     inner_breaks = np.concatenate([[0], np.cumsum(brk)])  # breaks among words 0..i-1
-    held = after_word and pause[0] <= VAD_FRAME_S and brk[0]  # the word before t0 sung on into region 0
+    continues = after_word and pause[0] <= VAD_FRAME_S  # region 0 carries on the word that ends at t0
 
     def fit(d: float, w: float) -> float:
         ratio = np.log((d + 0.3) / (w + 0.3))
@@ -165,7 +165,7 @@ def _region_edges(
     best[0, 0] = 0.0
     for r in range(1, r_count + 1):
         d = dur[r - 1]
-        empty = 0.0 if r == 1 and held else 2.0 * fit(d, 0.0)
+        empty = 0.0 if r == 1 and continues and brk[0] else 2.0 * fit(d, 0.0)
         for i in range(n + 1):
             best[i, r], back[i, r] = best[i, r - 1] + empty, i
             for j in range(max(0, i - MAX_REGION_WORDS), i):
@@ -174,9 +174,7 @@ def _region_edges(
                 split = 0.0 if kind[j] == 0 or pause[r - 1] <= VAD_FRAME_S else 0.5
                 if kind[j] == 2:
                     split += 0.5 * pause[r - 1]
-                unpaused = inner_breaks[i] - inner_breaks[j + 1]
-                if brk[j] and pause[r - 1] <= VAD_FRAME_S and (r > 1 or after_word):
-                    unpaused += 1
+                unpaused = inner_breaks[i] - inner_breaks[j + 1] + (brk[j] and r == 1 and continues)
                 split += BREAK_COST * unpaused
                 cost = best[j, r - 1] + fit(d, float(need[j:i].sum())) + split
                 if cost < best[i, r]:
@@ -238,9 +236,10 @@ def _gap_edges(
             # stanzas kept apart may leave one far too little singing: then its quiet singing counts
             squeeze = _squeeze(speech, placed, mid)
             if squeeze * FAINT_SHARE > 1.0:
-                quiet = _region_edges(speech.with_faint(), *args)
-                if quiet is not None and _squeeze(speech.with_faint(), quiet, mid) < squeeze:
-                    speech, placed = speech.with_faint(), quiet
+                quiet_map = speech.with_faint()
+                quiet = _region_edges(quiet_map, *args)
+                if quiet is not None and _squeeze(quiet_map, quiet, mid) < squeeze:
+                    speech, placed = quiet_map, quiet
         if placed is None:
             placed = _spread(speech, speech.speech_time(h_end), speech.speech_time(t_start), mid, h_end, t_start)
         middle = placed[:-1]
