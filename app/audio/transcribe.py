@@ -47,6 +47,10 @@ LOOP_RATIO = 2.4
 """A decoded segment whose text compresses better than this (zlib, Whisper's own test for failed
 decoding) is a repetition loop ("right now, right now, ..." over a whole verse): its words are
 dropped, so the stretch counts as unheard and the second pass transcribes it again."""
+MIN_ANCHOR_P = 0.05
+"""A heard word the decoder gave a lower probability than this does not anchor a given word (a
+word decoded with no time of its own at the end of a window, "Right" at p 0.002, paired with the
+wrong repetition of a chorus line)."""
 ONSET_BIAS_S = {"tiny.en": 0.10, "base": -0.10}
 """How late (seconds) each model places word onsets; subtracted from every aligned time."""
 
@@ -501,13 +505,23 @@ def speech_map(audio: np.ndarray) -> alignment.SpeechMap:
     return alignment.SpeechMap(loud | silero, loud, faint)
 
 
-def _anchors(given: list[str], heard: list[dict[str, Any]], duration: float) -> dict[int, dict[str, Any]]:
-    """Given-word index -> the heard word it was reliably recognised as (edit-distance pairing)."""
+def _anchors(
+    given: list[str], heard: list[dict[str, Any]], duration: float, speech: alignment.SpeechMap | None = None
+) -> dict[int, dict[str, Any]]:
+    """Given-word index -> the heard word it was reliably recognised as (edit-distance pairing).
+
+    The room for given words the recogniser missed is the pause around each heard word, counted
+    in sung time when ``speech`` is known (an instrumental outro is no room for a missed chorus)."""
     norm_given = [normalize_word(w) for w in given]
     norm_heard = [normalize_word(w["text"]) for w in heard]
     starts = [w["start"] for w in heard] + [duration]
     pauses = [starts[0]] + [starts[j + 1] - w["end"] for j, w in enumerate(heard)]
+    if speech is not None:
+        ends = [0.0] + [w["end"] for w in heard]
+        pauses = [min(p, max(0.0, speech.speech_time(b) - speech.speech_time(a)))
+                  for p, a, b in zip(pauses, ends, starts, strict=True)]
     matches = word_matching.match_words(norm_given, norm_heard, pauses)
+    matches = [j if j is not None and heard[j]["p"] >= MIN_ANCHOR_P else None for j in matches]
     matches = word_matching.trusted_anchors(matches, norm_given, norm_heard)
     anchors = {i: heard[j] for i, j in enumerate(matches) if j is not None}
     kept = word_matching.rate_consistent({i: (w["start"], w["end"]) for i, w in anchors.items()})
@@ -612,7 +626,7 @@ def align(
     else:
         heard, detected = _heard_and_gaps(model, audio, language, speech, on_progress, "transcribing", 0.5)
         language = language or detected
-        anchors = _anchors(given, heard, len(audio) / SAMPLE_RATE)
+        anchors = _anchors(given, heard, len(audio) / SAMPLE_RATE, speech)
         for i in alignment.line_outliers({i: w["start"] for i, w in anchors.items()}, line_of):
             del anchors[i]
         anchor_times = guide = {i: (w["start"], w["end"]) for i, w in anchors.items()}

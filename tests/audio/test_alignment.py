@@ -42,6 +42,36 @@ def test_missed_repetition_is_skipped_where_the_recogniser_heard_a_pause():
     assert matches[6:10] == [None] * 4 and matches[-1] == 5
 
 
+def _heard(words: list[str], start: float, p: float = 0.9, step: float = 0.5) -> list[dict]:
+    return [{"text": w, "start": start + k * step, "end": start + k * step + 0.4, "p": p} for k, w in enumerate(words)]
+
+
+def test_a_heard_word_decoded_at_near_zero_probability_anchors_nothing():
+    from app.audio.transcribe import _anchors
+
+    heard = _heard(["hello", "right", "now"], 10.0)
+    assert set(_anchors(["hello", "right", "now"], heard, 30.0)) == {0, 1, 2}
+    heard[1]["p"] = 0.002  # "Right" decoded with no time of its own at a window's end
+    # the pair gone, "now" is a short word paired alone: neither anchors
+    assert set(_anchors(["hello", "right", "now"], heard, 30.0)) == {0}
+
+
+def test_a_garbled_repeated_line_pairs_with_its_own_repetitions_before_an_instrumental_outro():
+    from app.audio.transcribe import _anchors
+
+    line = ["les", "larmes", "zapper", "son", "prénom"]
+    given = ["et", "la", "pénombre", *line * 3]
+    heard = _heard(["je", "s'appaisse", "au", "prénom"] * 3, 10.0)  # only each line's last word right
+    speech = _speech(60.0, [(8.0, 16.5)])  # the singing ends with them: then a 44 s instrumental outro
+    prenoms = [k for k, w in enumerate(heard) if w["text"] == "prénom"]
+    anchored = {i: heard.index(w) for i, w in _anchors(given, heard, 60.0, speech).items()}
+    assert anchored == {7: prenoms[0], 12: prenoms[1], 17: prenoms[2]}
+    # counted in clock time, the outro looked like room for a whole missed line: the pairing
+    # shifted by one repetition (the first heard "prénom" taken for "pénombre")
+    shifted = {i: heard.index(w) for i, w in _anchors(given, heard, 60.0).items()}
+    assert shifted == {7: prenoms[1], 12: prenoms[2]}
+
+
 def test_trusted_anchors_drop_isolated_short_words():
     given, heard = ["i", "x", "you", "y", "fantastic"], ["i", "q", "you", "r", "fantastic"]
     assert trusted_anchors([0, None, 2, None, 4], given, heard) == [None, None, None, None, 4]
