@@ -72,6 +72,16 @@ def test_a_garbled_repeated_line_pairs_with_its_own_repetitions_before_an_instru
     assert shifted == {7: prenoms[1], 12: prenoms[2]}
 
 
+def test_a_confidently_aligned_word_far_from_its_estimate_is_kept():
+    from app.audio.transcribe import _suspects
+
+    times = [(10.0, 10.4), (10.5, 10.9), (13.0, 13.4)]
+    estimates = [(10.0, 10.4), (10.5, 10.9), (11.0, 11.4)]  # the third word 2 s from its estimate
+    source, line_of = ["aligned"] * 3, [0, 0, 1]
+    assert _suspects(times, source, estimates, line_of) == {2}
+    assert _suspects(times, source, estimates, line_of, confident={2}) == set()
+
+
 def test_trusted_anchors_drop_isolated_short_words():
     given, heard = ["i", "x", "you", "y", "fantastic"], ["i", "q", "you", "r", "fantastic"]
     assert trusted_anchors([0, None, 2, None, 4], given, heard) == [None, None, None, None, 4]
