@@ -375,7 +375,9 @@ def reconcile(
     pause (measured on the evaluation songs: in such disagreements the aligned onset was the
     closer one 23 times in 28; in the others the heard one, 120 times in 143). Unanchored words
     keep the aligned time ("aligned") when it lies between the neighbouring anchored words; the
-    others are re-estimated from all kept times ("estimated").
+    others are re-estimated from all kept times ("estimated"). An aligned word held over the time
+    those need before the next kept word (the window lost them and stretched the word before)
+    keeps only its own share (SECONDS_PER_WEIGHT per weight) of that time.
     """
     fixed, source = {}, ["estimated"] * len(aligned)
     for i, anchor in anchors.items():
@@ -400,6 +402,13 @@ def reconcile(
             kept[i], source[i] = (start, min(end, next_start)), "aligned"
     if len(kept) == len(aligned):
         return [kept[i] for i in range(len(aligned))], source
+    order = sorted(kept)
+    for a, b in zip(order, order[1:], strict=False):
+        if b - a > 1 and a not in fixed:  # a word the window held over the time the words it lost need
+            start, end = kept[a]
+            need = float(np.sum(weights[a + 1 : b])) * SECONDS_PER_WEIGHT
+            if kept[b][0] - end < need:
+                kept[a] = (start, min(end, max(start + weights[a] * SECONDS_PER_WEIGHT, kept[b][0] - need)))
     return estimate_times(weights, line_of, kept, speech, breaks=breaks), source
 
 

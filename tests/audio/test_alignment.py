@@ -171,7 +171,10 @@ def test_reconcile_keeps_order_when_an_aligned_word_runs_past_the_next_anchor():
     assert source[:2] == ["aligned", "aligned"] and source[2:4] == ["estimated", "estimated"]
     starts = [s for s, _ in times]
     assert starts == sorted(starts) and times[4] == (4.0, 4.4), times
-    assert times[1] == (2.0, 4.0)  # cut at the next anchored onset
+    # word 1 is cut back to give words 2-3 the time they need (0.24 s each) before word 4: held
+    # on to the next anchored onset, it left them none (both were put at 4.0 s, with no length)
+    assert times[1] == (2.0, 3.52)
+    assert times[2][0] == 3.52 and abs(times[3][0] - 3.76) < 0.03 and times[3][1] == 4.0
 
 
 def test_snap_moves_onsets_out_of_silence():
