@@ -412,6 +412,28 @@ def reconcile(
     return estimate_times(weights, line_of, kept, speech, breaks=breaks), source
 
 
+def wrong_repeats(
+    aligned: Sequence[tuple[float, float]],
+    anchors: dict[int, tuple[float, float]],
+    texts: Sequence[str],
+    tolerance: float = 0.5,
+    same: float = 0.3,
+) -> set[int]:
+    """Anchored words paired with another repetition of their word: the window alignment puts the
+    word more than ``tolerance`` seconds from its heard time and another occurrence of the same
+    text within ``same`` seconds of that heard time (a chorus of "right now, right now" whose
+    heard words paired one repetition off)."""
+    where: dict[str, list[int]] = {}
+    for k, text in enumerate(texts):
+        where.setdefault(text, []).append(k)
+    return {
+        i
+        for i, (heard, _) in anchors.items()
+        if abs(aligned[i][0] - heard) > tolerance
+        and any(k != i and abs(aligned[k][0] - heard) <= same for k in where.get(texts[i], ()))
+    }
+
+
 def line_outliers(
     starts: dict[int, float], line_of: Sequence[int], max_step: float = 3.0, per_word: float = 0.8
 ) -> set[int]:

@@ -646,6 +646,12 @@ def align(
 
     timed = _align_windows(model, language, audio, lines, spans, todo, on_progress)
     aligned = [timed[i][:2] if i in timed else anchor_times[i] for i in range(len(given))]
+    wrong = alignment.wrong_repeats(aligned, anchor_times, texts) if heard else set()
+    if wrong:  # heard words paired with the wrong repetition give way to the window alignment
+        anchor_times = {i: t for i, t in anchor_times.items() if i not in wrong}
+        heard_p = {i: p for i, p in heard_p.items() if i not in wrong}
+        guide = {i: t for i, t in guide.items() if i not in wrong}
+        estimates = alignment.estimate_times(weights, line_of, guide, speech, texts=texts, breaks=breaks)
     merged, source = alignment.reconcile(aligned, anchor_times, weights, line_of, speech, breaks=breaks)
     confident = {i for i, (_, _, p) in timed.items() if p >= CONFIDENT_P}
     suspects = _suspects(merged, source, estimates, line_of, confident) - set(fixed)

@@ -82,6 +82,18 @@ def test_a_confidently_aligned_word_far_from_its_estimate_is_kept():
     assert _suspects(times, source, estimates, line_of, confident={2}) == set()
 
 
+def test_an_anchor_paired_with_the_wrong_repetition_is_told_by_the_window_alignment():
+    from app.audio.alignment import wrong_repeats
+
+    texts = ["do", "right", "now", "right", "now", "sometimes"]
+    # the heard "right now" (108.26, 108.80) paired with words 1-2; the window put words 3-4 there
+    aligned = [(106.3, 106.5), (107.5, 107.8), (107.8, 108.3), (108.36, 108.7), (108.7, 109.0), (110.0, 111.0)]
+    anchors = {0: (106.4, 106.6), 1: (108.26, 108.8), 2: (108.8, 109.3), 5: (110.1, 111.0)}
+    assert wrong_repeats(aligned, anchors, texts) == {1, 2}
+    # a plain disagreement (no other occurrence of the word where it was heard) is left to reconcile
+    assert wrong_repeats(aligned, {5: (112.0, 113.0)}, texts) == set()
+
+
 def test_trusted_anchors_drop_isolated_short_words():
     given, heard = ["i", "x", "you", "y", "fantastic"], ["i", "q", "you", "r", "fantastic"]
     assert trusted_anchors([0, None, 2, None, 4], given, heard) == [None, None, None, None, 4]
