@@ -94,6 +94,19 @@ def test_an_anchor_paired_with_the_wrong_repetition_is_told_by_the_window_alignm
     assert wrong_repeats(aligned, {5: (112.0, 113.0)}, texts) == set()
 
 
+def test_a_line_start_the_window_stretched_back_over_the_pause_is_found():
+    from app.audio.transcribe import _stretched_line_starts
+
+    line_of, weights = [0, 0, 1, 1, 2, 2], [4, 5, 2, 8, 2, 8]
+    timed = {0: (1.0, 1.3, 0.9), 1: (1.3, 1.8, 0.9), 2: (2.0, 3.6, 0.5), 3: (3.6, 4.0, 0.9),
+             4: (5.0, 5.2, 0.5), 5: (5.2, 7.0, 0.9)}
+    source = ["aligned"] * 6
+    # word 2 ("A", 2 weights) held 1.6 s at its line's start; word 5 is long but not a line start
+    assert _stretched_line_starts(source, set(), timed, line_of, weights) == {2}
+    assert _stretched_line_starts(source, {2}, timed, line_of, weights) == set()  # an anchor: reconcile's
+    assert _stretched_line_starts(["heard"] * 6, set(), timed, line_of, weights) == set()
+
+
 def test_trusted_anchors_drop_isolated_short_words():
     given, heard = ["i", "x", "you", "y", "fantastic"], ["i", "q", "you", "r", "fantastic"]
     assert trusted_anchors([0, None, 2, None, 4], given, heard) == [None, None, None, None, 4]
