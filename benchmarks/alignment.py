@@ -126,7 +126,10 @@ def main() -> None:
           f"of the time words need), a stanza starting with no pause costs {alignment_settings.BREAK_COST}, "
           f"loops dropped above compression ratio {transcribe_settings.LOOP_RATIO}, "
           f"a heard word covers <= {transcribe_settings.MAX_HEARD_WORD_S} s, unheard stretches in "
-          f"<= {transcribe_settings.GAP_CLIP_S} s clips, beam {transcribe_settings.BEAM_SIZE}")
+          f"<= {transcribe_settings.GAP_CLIP_S} s clips, beam {transcribe_settings.BEAM_SIZE}, "
+          f"heard words under p {transcribe_settings.MIN_ANCHOR_P} anchor nothing, aligned words at p >= "
+          f"{transcribe_settings.CONFIDENT_P} are not placed again for drift, line starts aligned over "
+          f"{transcribe_settings.STRETCHED_S} s start no earlier than their estimate")
     models: dict[str, Any] = {}
     for lang, name in names.items():
         started = time.perf_counter()
