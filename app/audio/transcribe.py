@@ -9,7 +9,7 @@ from __future__ import annotations
 import queue
 import threading
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -814,7 +814,7 @@ def _suspects(
     source: list[str],
     estimates: list[tuple[float, float]],
     line_of: list[int],
-    confident: set[int] = frozenset(),
+    confident: Collection[int] = (),
 ) -> set[int]:
     """Aligned words not to trust: far (> DRIFT_S) from where the anchors and the voice activity
     put them (unless ``confident``: the window aligned them with probability CONFIDENT_P or more),
