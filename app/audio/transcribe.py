@@ -30,7 +30,7 @@ MAX_LINE_WORDS = 10
 MIN_LINE_WORDS = 3
 MAX_LINE_CHARS = 48
 DRIFT_S = 1.5
-"""An aligned word further than this (seconds) from its anchor-based estimate is re-aligned."""
+"""An aligned word further than this (seconds) from its anchor-based estimate is placed again from the words kept."""
 CONFIDENT_P = 0.9
 """An aligned word at this probability or more is not placed again for being far from its estimate
 (measured on the 12 evaluation songs: of the 9 such words, placing them again moved 7 away from
