@@ -522,11 +522,11 @@ def _anchors(
     norm_given = [normalize_word(w) for w in given]
     norm_heard = [normalize_word(w["text"]) for w in heard]
     starts = [w["start"] for w in heard] + [duration]
-    pauses = [starts[0]] + [starts[j + 1] - w["end"] for j, w in enumerate(heard)]
-    if speech is not None:
-        ends = [0.0] + [w["end"] for w in heard]
-        pauses = [min(p, max(0.0, speech.speech_time(b) - speech.speech_time(a)))
-                  for p, a, b in zip(pauses, ends, starts, strict=True)]
+    ends = [0.0] + [w["end"] for w in heard]
+    pauses = [
+        b - a if speech is None else speech.speech_time(b) - speech.speech_time(a)
+        for a, b in zip(ends, starts, strict=True)
+    ]
     matches = word_matching.match_words(norm_given, norm_heard, pauses)
     matches = [j if j is not None and heard[j]["p"] >= MIN_ANCHOR_P else None for j in matches]
     matches = word_matching.trusted_anchors(matches, norm_given, norm_heard)
@@ -651,9 +651,8 @@ def align(
     aligned = [timed[i][:2] if i in timed else anchor_times[i] for i in range(len(given))]
     wrong = alignment.wrong_repeats(aligned, anchor_times, texts) if heard else set()
     if wrong:  # heard words paired with the wrong repetition give way to the window alignment
-        anchor_times = {i: t for i, t in anchor_times.items() if i not in wrong}
+        anchor_times = guide = {i: t for i, t in anchor_times.items() if i not in wrong}
         heard_p = {i: p for i, p in heard_p.items() if i not in wrong}
-        guide = {i: t for i, t in guide.items() if i not in wrong}
         estimates = alignment.estimate_times(weights, line_of, guide, speech, texts=texts, breaks=breaks)
     merged, source = alignment.reconcile(aligned, anchor_times, weights, line_of, speech, breaks=breaks)
     confident = {i for i, (_, _, p) in timed.items() if p >= CONFIDENT_P}
