@@ -86,6 +86,29 @@ def paired_errors(predicted: list[tuple[str, float]], reference: list[tuple[str,
     return [abs(predicted[i][1] - reference[j][1]) for i, j in pairs]
 
 
+def review_counts(timing: Any, reference: list[tuple[str, float]]) -> dict[str, int]:
+    """How the lines flagged ``needs_review`` cover the timing errors: lines, lines flagged, lines
+    with a word more than 1 s off (and how many of them are flagged), words more than 0.3 s off
+    (and how many of them are in flagged lines)."""
+    from app.audio.metrics import align_sequences
+
+    words = [(w.text, w.start, line.needs_review, k) for k, line in enumerate(timing.lines) for w in line.words]
+    error = {i: abs(words[i][1] - reference[j][1])
+             for i, j in align_sequences([w[0] for w in words], [w for w, _ in reference])}
+    worst: dict[int, float] = {}
+    for i, e in error.items():
+        worst[words[i][3]] = max(worst.get(words[i][3], 0.0), e)
+    flagged = {k for k, line in enumerate(timing.lines) if line.needs_review}
+    return {
+        "lines": len(timing.lines),
+        "flagged": len(flagged),
+        "lines_1s": sum(1 for e in worst.values() if e > 1.0),
+        "lines_1s_flagged": sum(1 for k, e in worst.items() if e > 1.0 and k in flagged),
+        "words_03": sum(1 for e in error.values() if e > 0.3),
+        "words_03_flagged": sum(1 for i, e in error.items() if e > 0.3 and words[i][2]),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--songs", help="only songs whose folder name contains this substring")
@@ -162,6 +185,7 @@ def main() -> None:
     errors: dict[str, list[float]] = {"all": [], "en": [], "multi": []}
     totals = {"all": 0, "en": 0, "multi": 0}
     align_time = {"all": 0.0, "en": 0.0, "multi": 0.0}
+    review: dict[str, dict[str, int]] = {"all": {}, "en": {}, "multi": {}}
     for song in songs:
         started = time.perf_counter()
         timing = align(vocals[song.name], song.lyrics, models[song.language], language=song.language)
@@ -173,6 +197,8 @@ def main() -> None:
             errors[group] += errs
             totals[group] += len(song.reference)
             align_time[group] += elapsed
+            for key, value in review_counts(timing, song.reference).items():
+                review[group][key] = review[group].get(key, 0) + value
         print(f"{song.name[:48]:<48} {song.language:>4} {names[song.language]:>7} {report.words:5d} {report.paired:6d} "
               f"{report.mean_abs:7.3f} {report.median_abs:7.3f} {report.within_0_3:7.1%} {report.within_1_0:7.1%} "
               f"{elapsed:7.1f} {elapsed / durations[song.name]:6.3f}", flush=True)
@@ -182,6 +208,11 @@ def main() -> None:
         if totals[group]:
             print(pooled_line(label, errors[group], totals[group])
                   + f"  time={align_time[group]:.1f}s x dur={align_time[group] / total_dur[group]:.3f}")
+    r = review["all"]
+    if r:
+        print(f"REVIEW FLAGS (needs_review) all songs: {r['flagged']}/{r['lines']} lines flagged "
+              f"({r['flagged'] / max(r['lines'], 1):.1%}); they hold {r['lines_1s_flagged']}/{r['lines_1s']} "
+              f"of the lines with a word > 1 s off and {r['words_03_flagged']}/{r['words_03']} words > 0.3 s off")
 
     if args.no_transcribe:
         return

@@ -101,6 +101,9 @@ class Line:
     start: float
     end: float
     words: list[Word] = field(default_factory=list)
+    review: bool | None = None
+    """Whether the line needs a human look, as the aligner decided it (its confidence scale has
+    its own threshold); None: the mean word confidence is below REVIEW_BELOW."""
 
     @property
     def confidence(self) -> float:
@@ -109,12 +112,12 @@ class Line:
 
     @property
     def needs_review(self) -> bool:
-        return self.confidence < REVIEW_BELOW
+        return self.review if self.review is not None else self.confidence < REVIEW_BELOW
 
 
-# Lines whose mean word confidence is below this are flagged for a human look. Provisional: on
-# jonathan-coulton-better, words with confidence 0 (placed between anchors, not heard) were off by
-# more than 0.3 s 18% of the time, words above 0.6 only 2% of the time.
+# Lines of a transcription (word confidence = the recogniser's probability) whose mean word
+# confidence is below this are flagged for a human look; known-lyrics alignment flags its lines
+# itself (transcribe.REVIEW_BELOW_ALIGNED).
 REVIEW_BELOW = 0.25
 
 
@@ -163,6 +166,7 @@ class LyricsTiming:
                 start=float(ld["start"]),
                 end=float(ld["end"]),
                 words=[Word(**w) for w in ld.get("words", [])],
+                review=ld.get("needs_review"),
             )
             for ld in data["lines"]
         ]

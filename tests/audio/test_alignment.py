@@ -25,6 +25,31 @@ def _speech(duration: float, active: list[tuple[float, float]]) -> SpeechMap:
     return SpeechMap(frames)
 
 
+def test_confidence_follows_the_evidence_for_each_time():
+    from app.audio.transcribe import AGREED_S, CONFIDENCE, _confidences
+
+    source = ["aligned", "aligned", "heard", "aligned", "estimated", "aligned"]
+    timed = {0: (1.0, 1.2, 0.3), 1: (2.0, 2.2, 0.99), 2: (3.0, 3.2, 0.9), 3: (4.0, 4.2, 1.0), 5: (6.0, 6.3, 0.5)}
+    heard_at = {0: 1.0 + AGREED_S - 0.01, 1: 2.0 + AGREED_S + 0.05, 2: 3.9}
+    fixed = {5: (6.1, 6.3, 0.42)}
+    got = _confidences(source, timed, heard_at, fixed)
+    # heard and aligned agree (whatever the token probability); apart; the heard time won; aligned
+    # only; placed from its neighbours; kept from the previous revision
+    assert got == [CONFIDENCE["agreed"], CONFIDENCE["one timing"], CONFIDENCE["one timing"],
+                   CONFIDENCE["one timing"], 0.0, 0.42]
+
+
+def test_review_flag_set_by_the_aligner_overrides_the_threshold_and_reads_back():
+    from app.audio.types import REVIEW_BELOW, Line, LyricsTiming, Word
+
+    sure = Line("a b", 1.0, 2.0, [Word("a", 1.0, 1.5, 0.88), Word("b", 1.5, 2.0, 0.0)], review=True)
+    plain = Line("c d", 3.0, 4.0, [Word("c", 3.0, 3.5, REVIEW_BELOW + 0.1), Word("d", 3.5, 4.0, REVIEW_BELOW + 0.1)])
+    assert sure.confidence > REVIEW_BELOW and sure.needs_review and not plain.needs_review
+    back = LyricsTiming.from_dict(LyricsTiming("en", [sure, plain]).to_dict())
+    assert [line.needs_review for line in back.lines] == [True, False]
+    assert back.quality()["lines_flagged"] == 1
+
+
 def test_match_words_pairs_similar_words_monotonically():
     given = ["where", "did", "we", "go", "when", "was", "the", "moment"]
     heard = ["where", "did", "you", "go", "when", "was", "a", "moments"]
