@@ -185,7 +185,7 @@ def main() -> None:
     errors: dict[str, list[float]] = {"all": [], "en": [], "multi": []}
     totals = {"all": 0, "en": 0, "multi": 0}
     align_time = {"all": 0.0, "en": 0.0, "multi": 0.0}
-    review: dict[str, dict[str, int]] = {"all": {}, "en": {}, "multi": {}}
+    review: dict[str, int] = {}
     for song in songs:
         started = time.perf_counter()
         timing = align(vocals[song.name], song.lyrics, models[song.language], language=song.language)
@@ -197,8 +197,8 @@ def main() -> None:
             errors[group] += errs
             totals[group] += len(song.reference)
             align_time[group] += elapsed
-            for key, value in review_counts(timing, song.reference).items():
-                review[group][key] = review[group].get(key, 0) + value
+        for key, value in review_counts(timing, song.reference).items():
+            review[key] = review.get(key, 0) + value
         print(f"{song.name[:48]:<48} {song.language:>4} {names[song.language]:>7} {report.words:5d} {report.paired:6d} "
               f"{report.mean_abs:7.3f} {report.median_abs:7.3f} {report.within_0_3:7.1%} {report.within_1_0:7.1%} "
               f"{elapsed:7.1f} {elapsed / durations[song.name]:6.3f}", flush=True)
@@ -208,9 +208,9 @@ def main() -> None:
         if totals[group]:
             print(pooled_line(label, errors[group], totals[group])
                   + f"  time={align_time[group]:.1f}s x dur={align_time[group] / total_dur[group]:.3f}")
-    r = review["all"]
-    if r:
-        print(f"REVIEW FLAGS (needs_review) all songs: {r['flagged']}/{r['lines']} lines flagged "
+    if review:
+        r = review
+        print(f"REVIEW FLAGS (needs_review): {r['flagged']}/{r['lines']} lines flagged "
               f"({r['flagged'] / max(r['lines'], 1):.1%}); they hold {r['lines_1s_flagged']}/{r['lines_1s']} "
               f"of the lines with a word > 1 s off and {r['words_03_flagged']}/{r['words_03']} words > 0.3 s off")
 
