@@ -9,6 +9,7 @@ Measured with the settings in app/audio: 96% of the words within 0.3 s, all with
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -139,12 +140,17 @@ def test_an_edit_realigns_only_the_changed_line(song: dict, timed: LyricsTiming,
     assert lines[20] == "No I don't think"
     lines[20] = "No you don't think"
     monkeypatch.setattr(transcribe_module, "_heard_words", _no_transcription)
-    timing = align(song["vocals"], "\n".join(lines), song["model"], language="en", previous=timed)
-    for k, (old, new) in enumerate(zip(timed.lines, timing.lines, strict=True)):
+    # a reviewer's flag on an unchanged line stays (whatever its words' confidences would say)
+    previous = replace(timed, lines=[replace(line, review=not line.needs_review) if k == 5 else line
+                                     for k, line in enumerate(timed.lines)])
+    timing = align(song["vocals"], "\n".join(lines), song["model"], language="en", previous=previous)
+    for k, (old, new) in enumerate(zip(previous.lines, timing.lines, strict=True)):
         if k != 20:
             assert [(w.start, w.end, w.confidence) for w in new.words] == [
                 (w.start, w.end, w.confidence) for w in old.words
             ]
+            assert new.needs_review == old.needs_review
+    assert timing.lines[5].needs_review != timed.lines[5].needs_review
     a, _ = _reference_span(song, 20, 21)
     assert timing.lines[20].text == "No you don't think"
     # line-initial words after a breath are the hardest; the full alignment had this one 0.9 s early
