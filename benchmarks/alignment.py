@@ -79,33 +79,30 @@ def pooled_line(label: str, errors: list[float], total: int) -> str:
             f"<=0.3s={(e <= 0.3).sum() / total:6.1%} <=1.0s={(e <= 1.0).sum() / total:6.1%}")
 
 
-def paired_errors(predicted: list[tuple[str, float]], reference: list[tuple[str, float]]) -> list[float]:
+def paired_errors(predicted: list[tuple[str, float]], reference: list[tuple[str, float]]) -> dict[int, float]:
+    """Predicted word index -> absolute onset error, for the words paired with the reference."""
     from app.audio.metrics import align_sequences
 
     pairs = align_sequences([w for w, _ in predicted], [w for w, _ in reference])
-    return [abs(predicted[i][1] - reference[j][1]) for i, j in pairs]
+    return {i: abs(predicted[i][1] - reference[j][1]) for i, j in pairs}
 
 
-def review_counts(timing: Any, reference: list[tuple[str, float]]) -> dict[str, int]:
-    """How the lines flagged ``needs_review`` cover the timing errors: lines, lines flagged, lines
-    with a word more than 1 s off (and how many of them are flagged), words more than 0.3 s off
-    (and how many of them are in flagged lines)."""
-    from app.audio.metrics import align_sequences
-
-    words = [(w.text, w.start, line.needs_review, k) for k, line in enumerate(timing.lines) for w in line.words]
-    error = {i: abs(words[i][1] - reference[j][1])
-             for i, j in align_sequences([w[0] for w in words], [w for w, _ in reference])}
+def review_counts(timing: Any, error: dict[int, float]) -> dict[str, int]:
+    """How the lines flagged ``needs_review`` cover the timing errors (``error``: word index ->
+    onset error): lines, lines flagged, lines with a word more than 1 s off (and how many of them
+    are flagged), words more than 0.3 s off (and how many of them are in flagged lines)."""
+    line_of = [k for k, line in enumerate(timing.lines) for _ in line.words]
+    flagged = {k for k, line in enumerate(timing.lines) if line.needs_review}
     worst: dict[int, float] = {}
     for i, e in error.items():
-        worst[words[i][3]] = max(worst.get(words[i][3], 0.0), e)
-    flagged = {k for k, line in enumerate(timing.lines) if line.needs_review}
+        worst[line_of[i]] = max(worst.get(line_of[i], 0.0), e)
     return {
         "lines": len(timing.lines),
         "flagged": len(flagged),
         "lines_1s": sum(1 for e in worst.values() if e > 1.0),
         "lines_1s_flagged": sum(1 for k, e in worst.items() if e > 1.0 and k in flagged),
         "words_03": sum(1 for e in error.values() if e > 0.3),
-        "words_03_flagged": sum(1 for i, e in error.items() if e > 0.3 and words[i][2]),
+        "words_03_flagged": sum(1 for i, e in error.items() if e > 0.3 and line_of[i] in flagged),
     }
 
 
@@ -192,12 +189,13 @@ def main() -> None:
         elapsed = time.perf_counter() - started
         predicted = [(w.text, w.start) for w in timing.words]
         report = onset_report(predicted, song.reference)
-        errs = paired_errors(predicted, song.reference)
+        by_word = paired_errors(predicted, song.reference)
+        errs = list(by_word.values())
         for group in ("all", "en" if song.language == "en" else "multi"):
             errors[group] += errs
             totals[group] += len(song.reference)
             align_time[group] += elapsed
-        for key, value in review_counts(timing, song.reference).items():
+        for key, value in review_counts(timing, by_word).items():
             review[key] = review.get(key, 0) + value
         print(f"{song.name[:48]:<48} {song.language:>4} {names[song.language]:>7} {report.words:5d} {report.paired:6d} "
               f"{report.mean_abs:7.3f} {report.median_abs:7.3f} {report.within_0_3:7.1%} {report.within_1_0:7.1%} "
@@ -208,8 +206,7 @@ def main() -> None:
         if totals[group]:
             print(pooled_line(label, errors[group], totals[group])
                   + f"  time={align_time[group]:.1f}s x dur={align_time[group] / total_dur[group]:.3f}")
-    if review:
-        r = review
+    if r := review:
         print(f"REVIEW FLAGS (needs_review): {r['flagged']}/{r['lines']} lines flagged "
               f"({r['flagged'] / max(r['lines'], 1):.1%}); they hold {r['lines_1s_flagged']}/{r['lines_1s']} "
               f"of the lines with a word > 1 s off and {r['words_03_flagged']}/{r['words_03']} words > 0.3 s off")
