@@ -461,3 +461,15 @@ def test_a_short_word_after_a_held_note_starts_after_the_pause_a_long_word_keeps
     assert skip_leading_pauses(times, speech, weights=[4, 11, 4], line_of=line_of)[1] == times[1]
     # so does the last word of a line: the pause after it is the line's end
     assert skip_leading_pauses(times, speech, weights=weights, line_of=[0, 0, 1])[1] == times[1]
+
+
+def test_a_word_sung_before_a_pause_is_not_squeezed_in_after_it():
+    # "best" (~0.4 s) sung from 1.0 s to 1.35 s, a breath, the voice back at 1.6 s and the next
+    # word at 1.75 s: moving "best" past the pause would leave it 0.15 s, so it keeps its onset
+    speech = _speech(4.0, [(0.2, 1.35), (1.6, 3.0)])
+    times = [(0.2, 1.0), (1.0, 1.75), (1.75, 2.5)]
+    weights, line_of = [4, 5, 5], [0, 0, 0]
+    assert skip_leading_pauses(times, speech, weights=weights, line_of=line_of)[1] == times[1]
+    # with room for the word after the pause, it starts there (the voice before was the held note)
+    later = [(0.2, 1.0), (1.0, 2.2), (2.3, 2.9)]
+    assert abs(skip_leading_pauses(later, speech, weights=weights, line_of=line_of)[1][0] - 1.6) <= VAD_FRAME_S
