@@ -514,8 +514,8 @@ def skip_leading_pauses(
     ("protectors"). A word voiced SUNG_BEFORE_PAUSE_S or more from its onset to the pause is not
     moved when that would leave it less than half what it needs before the next word's onset: it
     was sung before the pause ("best", "know", "you" 0.4-0.8 s late when squeezed in after the
-    breath; measured on the 12 evaluation songs: 11 more words within 0.3 s, none fewer over
-    1 s). An onset moves by at most ``max_shift`` seconds, as in
+    breath; measured on the 12 evaluation songs: 11 more words within 0.3 s, no more over 1 s
+    off). An onset moves by at most ``max_shift`` seconds, as in
     :func:`snap_to_speech`: a word placed after the last singing would otherwise jump to any
     noise at the end of the song (13 and 17 s late on two evaluation songs)."""
     out: list[tuple[float, float]] = []
