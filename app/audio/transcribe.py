@@ -74,6 +74,15 @@ one placed and three of one timing is flagged, one with a placed word among thre
 agree is not. Measured on the evaluation songs: 7.8% of the lines flagged, holding 12 of the 20
 lines with a word more than 1 s off and 78 of the 229 words more than 0.3 s off; the former flag
 (mean token probability below 0.25) flagged 5% of the lines and held 7 of those 20 and 39 words."""
+REALIGN_MIN_RUN = 2
+"""Drift: a run of at least this many words between two kept words, holding a suspect, is aligned
+again in a window of its own (see :func:`_realign_runs`)."""
+REALIGN_PAD_S = 0.2
+REALIGN_SLACK = 2.0
+REALIGN_EXTRA_S = 2.0
+"""A run is aligned again only where its stretch is at most REALIGN_SLACK times what its words need
+plus REALIGN_EXTRA_S seconds: over a long instrumental or vocalise stretch the window smears them."""
+MIN_REALIGNED_S = 0.05
 ONSET_BIAS_S = {"tiny.en": 0.11, "base": -0.10}
 """How late (seconds) each model places word onsets; subtracted from every aligned time. The median
 signed onset error of the words within 1 s of the reference on the evaluation songs (tiny.en:
@@ -676,8 +685,11 @@ def align(
     merged, source = alignment.reconcile(aligned, anchor_times, weights, line_of, speech, breaks=breaks)
     confident = {i for i, (_, _, p) in timed.items() if p >= CONFIDENT_P}
     suspects = _suspects(merged, source, estimates, line_of, confident) - set(fixed)
-    if suspects:  # drift: the doubtful words are placed again from the words kept and the voice activity
+    if suspects:  # drift: the doubtful words are aligned again between the words kept, else placed from them
         kept = {i: t for i, t in enumerate(merged) if i not in suspects and source[i] != "estimated"}
+        again = _realign_runs(model, language, audio, given, kept, suspects, set(anchor_times) | set(fixed))
+        source = ["aligned" if i in again else src for i, src in enumerate(source)]
+        kept |= again
         merged = alignment.estimate_times(weights, line_of, kept, speech, texts=texts, breaks=breaks)
         source = [src if i in kept else "estimated" for i, src in enumerate(source)]
     times = [(max(0.0, s - bias), max(0.0, e - bias)) for s, e in merged]
@@ -696,6 +708,44 @@ def align(
     on_progress(1.0, "aligning")
     return LyricsTiming(language, _timed_lines(lines, times, confidence, review), {"alignment": model_name(model)},
                         _unmatched(heard, times, bias, previous.unmatched if previous and keep_unchanged else ()))
+
+
+def _realign_runs(
+    model: Any,
+    language: str,
+    audio: np.ndarray,
+    given: list[str],
+    kept: dict[int, tuple[float, float]],
+    suspects: set[int],
+    anchored: set[int],
+) -> dict[int, tuple[float, float]]:
+    """Each run of words between two kept words that holds a drift suspect, aligned again in a
+    window of its own, from the kept word before it (aligned with the run, so a word the first
+    window held over the run's singing gets its own end) to the kept word after it. A run whose
+    stretch is far longer than its words need (REALIGN_SLACK, REALIGN_EXTRA_S: instrumental or
+    vocalise the window would smear them over) is left to the estimate, and so is a run longer
+    than one window. Returns word index -> (start, end) for the words that came out in order
+    between their kept neighbours and not piled, and for a word held over the run, its own end."""
+    order = sorted(kept)
+    out: dict[int, tuple[float, float]] = {}
+    tokenizer = None
+    for a, b in zip(order, order[1:], strict=False):
+        if b - a < REALIGN_MIN_RUN + 1 or not any(i in suspects for i in range(a + 1, b)):
+            continue
+        t0, t1 = max(0.0, kept[a][0] - REALIGN_PAD_S), kept[b][0] + REALIGN_PAD_S
+        need = sum(len(normalize_word(w)) + 1 for w in given[a:b]) * alignment.SECONDS_PER_WEIGHT
+        if not 0.5 < t1 - t0 <= min(29.0, REALIGN_SLACK * need + REALIGN_EXTRA_S):
+            continue
+        tokenizer = tokenizer or _tokenizer(model, language)
+        done = _align_window(model, tokenizer, audio, t0, t1, given[a:b])
+        starts = [kept[a][0]] + [start for start, _, _ in done[1:]] + [kept[b][0]]
+        for k, i in enumerate(range(a + 1, b), start=1):
+            start, end, _ = done[k]
+            if starts[k - 1] + PILED_S <= start <= starts[k + 1] - PILED_S and end - start >= MIN_REALIGNED_S:
+                out[i] = (start, min(end, kept[b][0]))
+        if a not in anchored and a + 1 in out:  # the word before the run ends where the run starts
+            out[a] = (kept[a][0], max(kept[a][0], min(kept[a][1], out[a + 1][0])))
+    return out
 
 
 def _confidences(

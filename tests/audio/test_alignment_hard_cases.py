@@ -180,3 +180,31 @@ def test_an_imported_timing_is_refined_against_the_audio(song: dict, shared_data
     assert len(align_sequences([w.text for w in timing.words], [w for w, _ in song["reference"]])) == len(
         song["reference"]
     )
+
+
+def test_a_drifted_run_is_aligned_again_between_the_words_kept(song: dict) -> None:
+    """The drift step: a run of suspect words between two kept words gets a window of its own;
+    a run over a long instrumental gap (far more time than its words need) is left to the estimate."""
+    from app.audio.transcribe import _realign_runs, model_name, to_16k_mono
+
+    given = [w for line in parse_lyrics(song["lyrics"]) for w in line]
+    ref = song["reference"]
+    assert [w for w, _ in ref] == given  # one reference onset per lyrics word
+    bias = transcribe_module.ONSET_BIAS_S[model_name(song["model"])]
+    onsets = [t + bias for _, t in ref]  # as the model hears them: the bias is taken off later
+    kept = {i: (t, t + 0.2) for i, t in enumerate(onsets)}
+    run = range(60, 72)  # a drifted window: these words are suspects, not kept
+    gap = max(range(1, len(onsets)), key=lambda i: onsets[i] - onsets[i - 1])  # the longest instrumental break
+    assert onsets[gap] - onsets[gap - 1] > 10.0
+    for i in [*run, gap - 1, gap]:
+        del kept[i]
+    kept[run[0] - 1] = (onsets[run[0] - 1], onsets[run[-1] + 1])  # the word before held over the run
+    again = _realign_runs(song["model"], "en", to_16k_mono(song["vocals"]), given, kept,
+                          {*run, gap - 1, gap}, anchored=set())
+    assert set(run) <= set(again)
+    errors = [abs(again[i][0] - onsets[i]) for i in run]
+    assert sum(e <= 0.3 for e in errors) >= len(run) - 1 and max(errors) <= 1.0, errors
+    starts = [again[i][0] for i in run]
+    assert starts == sorted(starts) and kept[run[0] - 1][0] <= starts[0] and starts[-1] <= kept[run[-1] + 1][0]
+    assert again[run[0] - 1][1] <= starts[0]  # the held word gives the run its time back
+    assert gap - 1 not in again and gap not in again
