@@ -687,7 +687,7 @@ def align(
     suspects = _suspects(merged, source, estimates, line_of, confident) - set(fixed)
     if suspects:  # drift: the doubtful words are aligned again between the words kept, else placed from them
         kept = {i: t for i, t in enumerate(merged) if i not in suspects and source[i] != "estimated"}
-        again = _realign_runs(model, language, audio, given, kept, suspects, set(anchor_times) | set(fixed))
+        again = _realign_runs(model, language, audio, given, kept, suspects, set(anchor_times) | set(fixed), speech)
         source = ["aligned" if i in again else src for i, src in enumerate(source)]
         kept |= again
         merged = alignment.estimate_times(weights, line_of, kept, speech, texts=texts, breaks=breaks)
@@ -718,32 +718,55 @@ def _realign_runs(
     kept: dict[int, tuple[float, float]],
     suspects: set[int],
     anchored: set[int],
+    speech: alignment.SpeechMap,
 ) -> dict[int, tuple[float, float]]:
     """Each run of words between two kept words that holds a drift suspect, aligned again in a
     window of its own, from the kept word before it (aligned with the run, so a word the first
-    window held over the run's singing gets its own end) to the kept word after it. A run whose
-    stretch is far longer than its words need (REALIGN_SLACK, REALIGN_EXTRA_S: instrumental or
-    vocalise the window would smear them over) is left to the estimate, and so is a run longer
-    than one window. Returns word index -> (start, end) for the words that came out in order
-    between their kept neighbours and not piled, and for a word held over the run, its own end."""
+    window held over the run's singing gets its own end) to the kept word after it; a run before
+    the first kept word or after the last one, from or to the end of the singing within reach.
+    A run whose stretch is far longer than its words need (REALIGN_SLACK, REALIGN_EXTRA_S:
+    instrumental or vocalise the window would smear them over) is left to the estimate, and so
+    is a run longer than one window. Returns word index -> (start, end) for the words that came
+    out in order between their neighbours and not piled, and for a word held over the run, its
+    own end."""
+    if not kept:
+        return {}
     order = sorted(kept)
     out: dict[int, tuple[float, float]] = {}
     tokenizer = None
-    for a, b in zip(order, order[1:], strict=False):
-        if b - a < REALIGN_MIN_RUN + 1 or not any(i in suspects for i in range(a + 1, b)):
+    for a, b in [(None, order[0]), *zip(order, order[1:], strict=False), (order[-1], None)]:
+        lo, hi = 0 if a is None else a + 1, len(given) if b is None else b
+        if hi - lo < REALIGN_MIN_RUN or not any(i in suspects for i in range(lo, hi)):
             continue
-        t0, t1 = max(0.0, kept[a][0] - REALIGN_PAD_S), kept[b][0] + REALIGN_PAD_S
-        need = sum(len(normalize_word(w)) + 1 for w in given[a:b]) * alignment.SECONDS_PER_WEIGHT
-        if not 0.5 < t1 - t0 <= min(29.0, REALIGN_SLACK * need + REALIGN_EXTRA_S):
+        first = lo if a is None else a  # the window's first word: the kept one before the run
+        need = sum(len(normalize_word(w)) + 1 for w in given[first:hi]) * alignment.SECONDS_PER_WEIGHT
+        reach = min(29.0, REALIGN_SLACK * need + REALIGN_EXTRA_S)
+        if a is None:  # the song's first words: from where the singing starts within reach
+            t1 = kept[b][0] + REALIGN_PAD_S
+            onset = speech.next_onset(max(0.0, t1 - reach), t1)
+            if onset is None or speech.is_speech(t1 - reach):
+                continue
+            t0 = max(0.0, onset - REALIGN_PAD_S)
+        elif b is None:  # the song's last words: to where the singing ends within reach
+            t0 = max(0.0, kept[a][0] - REALIGN_PAD_S)
+            offset = speech.last_offset(t0 + reach, t0)
+            if offset is None or speech.is_speech(t0 + reach):
+                continue
+            t1 = offset + REALIGN_PAD_S
+        else:
+            t0, t1 = max(0.0, kept[a][0] - REALIGN_PAD_S), kept[b][0] + REALIGN_PAD_S
+        if not 0.5 < t1 - t0 <= reach:
             continue
         tokenizer = tokenizer or _tokenizer(model, language)
-        done = _align_window(model, tokenizer, audio, t0, t1, given[a:b])
-        starts = [kept[a][0]] + [start for start, _, _ in done[1:]] + [kept[b][0]]
-        for k, i in enumerate(range(a + 1, b), start=1):
-            start, end, _ = done[k]
+        done = _align_window(model, tokenizer, audio, t0, t1, given[first:hi])
+        bound_lo = t0 if a is None else kept[a][0]
+        bound_hi = t1 if b is None else kept[b][0]
+        starts = [bound_lo] + [done[i - first][0] for i in range(lo, hi)] + [bound_hi]
+        for k, i in enumerate(range(lo, hi), start=1):
+            start, end, _ = done[i - first]
             if starts[k - 1] + PILED_S <= start <= starts[k + 1] - PILED_S and end - start >= MIN_REALIGNED_S:
-                out[i] = (start, min(end, kept[b][0]))
-        if a not in anchored and a + 1 in out:  # the word before the run ends where the run starts
+                out[i] = (start, min(end, bound_hi))
+        if a is not None and a not in anchored and a + 1 in out:  # the word before ends where the run starts
             out[a] = (kept[a][0], max(kept[a][0], min(kept[a][1], out[a + 1][0])))
     return out
 

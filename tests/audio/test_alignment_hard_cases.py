@@ -185,7 +185,7 @@ def test_an_imported_timing_is_refined_against_the_audio(song: dict, shared_data
 def test_a_drifted_run_is_aligned_again_between_the_words_kept(song: dict) -> None:
     """The drift step: a run of suspect words between two kept words gets a window of its own;
     a run over a long instrumental gap (far more time than its words need) is left to the estimate."""
-    from app.audio.transcribe import _realign_runs, model_name, to_16k_mono
+    from app.audio.transcribe import _realign_runs, model_name, speech_map, to_16k_mono
 
     given = [w for line in parse_lyrics(song["lyrics"]) for w in line]
     ref = song["reference"]
@@ -199,8 +199,8 @@ def test_a_drifted_run_is_aligned_again_between_the_words_kept(song: dict) -> No
     for i in [*run, gap - 1, gap]:
         del kept[i]
     kept[run[0] - 1] = (onsets[run[0] - 1], onsets[run[-1] + 1])  # the word before held over the run
-    again = _realign_runs(song["model"], "en", to_16k_mono(song["vocals"]), given, kept,
-                          {*run, gap - 1, gap}, anchored=set())
+    audio = to_16k_mono(song["vocals"])
+    again = _realign_runs(song["model"], "en", audio, given, kept, {*run, gap - 1, gap}, set(), speech_map(audio))
     assert set(run) <= set(again)
     errors = [abs(again[i][0] - onsets[i]) for i in run]
     assert sum(e <= 0.3 for e in errors) >= len(run) - 1 and max(errors) <= 1.0, errors
@@ -208,3 +208,10 @@ def test_a_drifted_run_is_aligned_again_between_the_words_kept(song: dict) -> No
     assert starts == sorted(starts) and kept[run[0] - 1][0] <= starts[0] and starts[-1] <= kept[run[-1] + 1][0]
     assert again[run[0] - 1][1] <= starts[0]  # the held word gives the run its time back
     assert gap - 1 not in again and gap not in again
+    # the song's last line drifted: aligned again up to where the singing ends
+    end = range(len(given) - 5, len(given))
+    kept = {i: (t, t + 0.2) for i, t in enumerate(onsets) if i not in end}
+    again = _realign_runs(song["model"], "en", audio, given, kept, set(end), set(), speech_map(audio))
+    assert set(end) <= set(again)
+    errors = [abs(again[i][0] - onsets[i]) for i in end]
+    assert sum(e <= 0.3 for e in errors) >= len(end) - 1 and max(errors) <= 0.5, errors
