@@ -932,7 +932,9 @@ def _suspects(
 ) -> set[int]:
     """Aligned words not to trust: far (> DRIFT_S) from where the anchors and the voice activity
     put them (unless ``confident``: the window aligned them with probability CONFIDENT_P or more),
-    piled onto the previous word's onset, or cut off from the rest of their line."""
+    piled onto the previous word's onset, given no time at all (the window skipped over them: of
+    such words, 31% within 0.3 s of the reference against 86% of the others), or cut off from the
+    rest of their line."""
     out = {
         i
         for i, src in enumerate(source)
@@ -940,8 +942,9 @@ def _suspects(
     }
     out |= {
         i
-        for i in range(1, len(times))
-        if source[i] == "aligned" and times[i][0] - times[i - 1][0] < PILED_S
+        for i in range(len(times))
+        if source[i] == "aligned"
+        and ((i > 0 and times[i][0] - times[i - 1][0] < PILED_S) or times[i][1] - times[i][0] < PILED_S)
     }
     out |= alignment.line_outliers({i: t[0] for i, t in enumerate(times)}, line_of)
     # a line mostly gone wrong is placed again whole: its remaining words would hold the rest back

@@ -107,6 +107,15 @@ def test_a_confidently_aligned_word_far_from_its_estimate_is_kept():
     assert _suspects(times, source, estimates, line_of, confident={2}) == set()
 
 
+def test_an_aligned_word_given_no_time_is_a_suspect():
+    from app.audio.transcribe import _suspects
+
+    times = [(10.0, 10.4), (10.5, 10.5), (10.9, 11.3), (11.4, 11.8)]  # the window skipped word 1
+    source, line_of = ["aligned", "aligned", "aligned", "heard"], [0, 0, 0, 0]
+    assert _suspects(times, source, times, line_of) == {1}
+    assert _suspects([*times[:3], (11.4, 11.4)], source, times, line_of) == {1}  # a heard word stays
+
+
 def test_an_anchor_paired_with_the_wrong_repetition_is_told_by_the_window_alignment():
     from app.audio.alignment import wrong_repeats
 
