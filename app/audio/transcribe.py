@@ -62,12 +62,13 @@ word decoded with no time of its own at the end of a window, "Right" at p 0.002,
 wrong repetition of a chorus line)."""
 AGREED_S = 0.25
 """A word heard and window-aligned at onsets this close (seconds) has two timings that agree."""
-CONFIDENCE = {"agreed": 0.97, "one timing": 0.88}
+CONFIDENCE = {"agreed": 0.97, "one timing": 0.88, "aligned again": 0.71}
 """A known-lyrics word's confidence by the evidence for its time: the share of such words within
 0.3 s of the reference on the 12 evaluation songs (pooled, 3140 words). "agreed": heard and
 window-aligned within AGREED_S (2004 words; 97.2% on the English songs, 96.0% on the others);
 "one timing": only one of the two, or the two apart (985 words). A word placed from its
-neighbours has no timing of its own: confidence 0 (151 words, 66.9% within 0.3 s). Whisper's
+neighbours has no timing of its own: confidence 0 (151 words, 66.9% within 0.3 s). "aligned again":
+a drifted word timed by a window of its own between the words kept (96 words, 70.8%). Whisper's
 token probability was measured and left out: aligned words at p >= 0.5 were off more often than
 those below (14.6% against 10.5% more than 0.3 s off)."""
 REVIEW_BELOW_ALIGNED = 0.7
@@ -687,10 +688,12 @@ def align(
     merged, source = alignment.reconcile(aligned, anchor_times, weights, line_of, speech, breaks=breaks)
     confident = {i for i, (_, _, p) in timed.items() if p >= CONFIDENT_P}
     suspects = _suspects(merged, source, estimates, line_of, confident) - set(fixed)
+    realigned: set[int] = set()
     if suspects:  # drift: the doubtful words are aligned again between the words kept, else placed from them
         kept = {i: t for i, t in enumerate(merged) if i not in suspects and source[i] != "estimated"}
         again = _realign_runs(model, language, audio, given, kept, suspects, set(anchor_times) | set(fixed), speech)
-        source = ["aligned" if i in again else src for i, src in enumerate(source)]
+        realigned = set(again) - set(kept)  # the others are kept words given back the time they held
+        source = ["aligned" if i in realigned else src for i, src in enumerate(source)]
         kept |= again
         merged = alignment.estimate_times(weights, line_of, kept, speech, texts=texts, breaks=breaks)
         source = [src if i in kept else "estimated" for i, src in enumerate(source)]
@@ -701,7 +704,7 @@ def align(
         start = max(times[i][0], estimates[i][0] - bias)  # not before the estimate, packed before its line
         times[i] = (start, max(times[i][1], start))
     times = alignment.monotonic(_between_kept(times, fixed))
-    confidence = _confidences(source, timed, heard_at, fixed)
+    confidence = _confidences(source, timed, heard_at, fixed, realigned)
     review = [
         kept_flags[k] if k in kept_flags
         else float(np.mean(confidence[first[k] : first[k + 1]])) < REVIEW_BELOW_ALIGNED
@@ -778,14 +781,17 @@ def _confidences(
     timed: dict[int, tuple[float, float, float]],
     heard_at: dict[int, float],
     fixed: dict[int, tuple[float, float, float]],
+    again: Collection[int] = (),
 ) -> list[float]:
     """Per word, the confidence of the evidence for its time (see CONFIDENCE): a kept word keeps its
-    own, a word placed from its neighbours ("estimated") has 0, a word whose heard and aligned
-    onsets (``heard_at``, ``timed``: before the bias correction) agree within AGREED_S has
+    own, a word placed from its neighbours ("estimated") has 0, a drifted word aligned again
+    (``again``) has CONFIDENCE["aligned again"], a word whose heard and aligned onsets
+    (``heard_at``, ``timed``: before the bias correction) agree within AGREED_S has
     CONFIDENCE["agreed"], any other CONFIDENCE["one timing"]."""
     return [
         fixed[i][2] if i in fixed
         else 0.0 if src == "estimated"
+        else CONFIDENCE["aligned again"] if i in again
         else CONFIDENCE["agreed"] if i in timed and i in heard_at and abs(timed[i][0] - heard_at[i]) <= AGREED_S
         else CONFIDENCE["one timing"]
         for i, src in enumerate(source)
