@@ -548,7 +548,10 @@ def _anchors(
     """Given-word index -> the heard word it was reliably recognised as (edit-distance pairing).
 
     The room for given words the recogniser missed is the pause around each heard word, counted
-    in sung time when ``speech`` is known (an instrumental outro is no room for a missed chorus)."""
+    in sung time when ``speech`` is known (an instrumental outro is no room for a missed chorus).
+    A heard word below MIN_ANCHOR_P, or decoded with no duration (shorter than PILED_S: the decoder
+    gave it no time of its own, as on-the-run's "run," put on the next word's onset 1.4 s late),
+    anchors nothing."""
     norm_given = [normalize_word(w) for w in given]
     norm_heard = [normalize_word(w["text"]) for w in heard]
     starts = [w["start"] for w in heard] + [duration]
@@ -558,7 +561,11 @@ def _anchors(
         for a, b in zip(ends, starts, strict=True)
     ]
     matches = word_matching.match_words(norm_given, norm_heard, pauses)
-    matches = [j if j is not None and heard[j]["p"] >= MIN_ANCHOR_P else None for j in matches]
+    matches = [
+        j if j is not None and heard[j]["p"] >= MIN_ANCHOR_P and heard[j]["end"] - heard[j]["start"] >= PILED_S
+        else None
+        for j in matches
+    ]
     matches = word_matching.trusted_anchors(matches, norm_given, norm_heard)
     anchors = {i: heard[j] for i, j in enumerate(matches) if j is not None}
     kept = word_matching.rate_consistent({i: (w["start"], w["end"]) for i, w in anchors.items()})

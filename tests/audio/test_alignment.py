@@ -81,6 +81,16 @@ def test_a_heard_word_decoded_at_near_zero_probability_anchors_nothing():
     assert set(_anchors(["hello", "right", "now"], heard, 30.0)) == {0}
 
 
+def test_a_heard_word_decoded_with_no_duration_anchors_nothing():
+    from app.audio.transcribe import _anchors
+
+    given = ["on", "the", "run", "yeah", "well"]
+    heard = _heard(given, 145.9)
+    assert set(_anchors(given, heard, 300.0)) == {0, 1, 2, 3, 4}
+    heard[2]["end"] = heard[2]["start"] = heard[3]["start"]  # "run," put on the next word's onset
+    assert 2 not in _anchors(given, heard, 300.0)
+
+
 def test_a_garbled_repeated_line_pairs_with_its_own_repetitions_before_an_instrumental_outro():
     from app.audio.transcribe import _anchors
 
