@@ -756,13 +756,13 @@ def _realign_runs(
         if a is None:  # the song's first words: from where the singing starts within reach
             t1 = kept[b][0] + REALIGN_PAD_S
             onset = speech.next_onset(max(0.0, t1 - reach), t1)
-            if onset is None or speech.is_speech(t1 - reach):
+            if onset is None or (t1 > reach and speech.is_speech(t1 - reach)):  # not from inside a phrase
                 continue
             t0 = max(0.0, onset - REALIGN_PAD_S)
         elif b is None:  # the song's last words: to where the singing ends within reach
             t0 = max(0.0, kept[a][0] - REALIGN_PAD_S)
             offset = speech.last_offset(t0 + reach, t0)
-            if offset is None or speech.is_speech(t0 + reach):
+            if offset is None or (t0 + reach < speech.duration and speech.is_speech(t0 + reach)):
                 continue
             t1 = offset + REALIGN_PAD_S
         else:
@@ -771,13 +771,15 @@ def _realign_runs(
             continue
         tokenizer = tokenizer or _tokenizer(model, language)
         done = _align_window(model, tokenizer, audio, t0, t1, given[first:hi])
-        bound_lo = t0 if a is None else kept[a][0]
+        # the song's first word may sit at the window's start: it starts where the singing does
+        bound_lo = t0 - PILED_S if a is None else kept[a][0]
         bound_hi = t1 if b is None else kept[b][0]
         starts = [bound_lo] + [done[i - first][0] for i in range(lo, hi)] + [bound_hi]
         for k, i in enumerate(range(lo, hi), start=1):
             start, end, _ = done[i - first]
             if starts[k - 1] + PILED_S <= start <= starts[k + 1] - PILED_S and end - start >= MIN_REALIGNED_S:
-                out[i] = (start, min(end, bound_hi))
+                start = max(start, onset) if a is None and k == 1 else start
+                out[i] = (start, max(start, min(end, bound_hi)))
         if a is not None and a not in anchored and a + 1 in out:  # the word before ends where the run starts
             out[a] = (kept[a][0], max(kept[a][0], min(kept[a][1], out[a + 1][0])))
     return out

@@ -215,3 +215,10 @@ def test_a_drifted_run_is_aligned_again_between_the_words_kept(song: dict) -> No
     assert set(end) <= set(again)
     errors = [abs(again[i][0] - onsets[i]) for i in end]
     assert sum(e <= 0.3 for e in errors) >= len(end) - 1 and max(errors) <= 0.5, errors
+    # and the first line: aligned again from where the singing starts
+    start = range(0, 5)
+    kept = {i: (t, t + 0.2) for i, t in enumerate(onsets) if i not in start}
+    again = _realign_runs(song["model"], "en", audio, given, kept, set(start), set(), speech_map(audio))
+    assert set(start) <= set(again)
+    errors = [abs(again[i][0] - onsets[i]) for i in start]
+    assert sum(e <= 0.3 for e in errors) >= len(start) - 1 and max(errors) <= 0.5, errors
