@@ -183,8 +183,9 @@ def test_an_imported_timing_is_refined_against_the_audio(song: dict, shared_data
 
 
 def test_a_drifted_run_is_aligned_again_between_the_words_kept(song: dict) -> None:
-    """The drift step: a run of suspect words between two kept words gets a window of its own;
-    a run over a long instrumental gap (far more time than its words need) is left to the estimate."""
+    """The drift step: a run of suspect words between two kept words gets a window of its own, and
+    so do the song's drifted first and last lines (up to where the singing starts or ends); a run
+    over a long instrumental gap (far more time than its words need) is left to the estimate."""
     from app.audio.transcribe import _realign_runs, model_name, speech_map, to_16k_mono
 
     given = [w for line in parse_lyrics(song["lyrics"]) for w in line]
