@@ -81,11 +81,13 @@ REALIGN_MIN_RUN = 2
 """Drift: a run of at least this many words between two kept words, holding a suspect, is aligned
 again in a window of its own (see :func:`_realign_runs`)."""
 REALIGN_PAD_S = 0.2
+"""Seconds of audio a re-alignment window takes beyond its bounding words' onsets."""
 REALIGN_SLACK = 2.0
 REALIGN_EXTRA_S = 2.0
 """A run is aligned again only where its stretch is at most REALIGN_SLACK times what its words need
 plus REALIGN_EXTRA_S seconds: over a long instrumental or vocalise stretch the window smears them."""
 MIN_REALIGNED_S = 0.05
+"""A re-aligned word shorter than this (seconds) was skipped over by its window: it is placed instead."""
 ONSET_BIAS_S = {"tiny.en": 0.11, "base": -0.10}
 """How late (seconds) each model places word onsets; subtracted from every aligned time. The median
 signed onset error of the words within 1 s of the reference on the evaluation songs (tiny.en:
@@ -698,7 +700,9 @@ def align(
     realigned: set[int] = set()
     if suspects:  # drift: the doubtful words are aligned again between the words kept, else placed from them
         kept = {i: t for i, t in enumerate(merged) if i not in suspects and source[i] != "estimated"}
-        again = _realign_runs(model, language, audio, given, kept, suspects, set(anchor_times) | set(fixed), speech)
+        again = _realign_runs(
+            model, language, audio, given, weights, kept, suspects, set(anchor_times) | set(fixed), speech
+        )
         realigned = set(again) - set(kept)  # the others are kept words given back the time they held
         source = ["aligned" if i in realigned else src for i, src in enumerate(source)]
         kept |= again
@@ -727,6 +731,7 @@ def _realign_runs(
     language: str,
     audio: np.ndarray,
     given: list[str],
+    weights: list[float],
     kept: dict[int, tuple[float, float]],
     suspects: set[int],
     anchored: set[int],
@@ -738,20 +743,18 @@ def _realign_runs(
     the first kept word or after the last one, from or to the end of the singing within reach.
     A run whose stretch is far longer than its words need (REALIGN_SLACK, REALIGN_EXTRA_S:
     instrumental or vocalise the window would smear them over) is left to the estimate, and so
-    is a run longer than one window. Returns word index -> (start, end) for the words that came
-    out in order between their neighbours and not piled, and for a word held over the run, its
-    own end."""
+    is a run longer than one window. The windows are spread over the model's replicas. Returns
+    word index -> (start, end) for the words that came out in order between their neighbours and
+    not piled, and for a word held over the run, its own end."""
     if not kept:
         return {}
     order = sorted(kept)
-    out: dict[int, tuple[float, float]] = {}
-    tokenizer = None
+    plans: list[tuple[int | None, int | None, float, float, float]] = []  # (a, b, t0, t1, first onset)
     for a, b in [(None, order[0]), *zip(order, order[1:], strict=False), (order[-1], None)]:
         lo, hi = 0 if a is None else a + 1, len(given) if b is None else b
         if hi - lo < REALIGN_MIN_RUN or not any(i in suspects for i in range(lo, hi)):
             continue
-        first = lo if a is None else a  # the window's first word: the kept one before the run
-        need = sum(len(normalize_word(w)) + 1 for w in given[first:hi]) * alignment.SECONDS_PER_WEIGHT
+        need = float(np.sum(weights[lo if a is None else a : hi])) * alignment.SECONDS_PER_WEIGHT
         reach = min(29.0, REALIGN_SLACK * need + REALIGN_EXTRA_S)
         if a is None:  # the song's first words: from where the singing starts within reach
             t1 = kept[b][0] + REALIGN_PAD_S
@@ -760,21 +763,29 @@ def _realign_runs(
                 continue
             t0 = max(0.0, onset - REALIGN_PAD_S)
         elif b is None:  # the song's last words: to where the singing ends within reach
-            t0 = max(0.0, kept[a][0] - REALIGN_PAD_S)
+            t0, onset = max(0.0, kept[a][0] - REALIGN_PAD_S), kept[a][0]
             offset = speech.last_offset(t0 + reach, t0)
             if offset is None or (t0 + reach < speech.duration and speech.is_speech(t0 + reach)):
                 continue
             t1 = offset + REALIGN_PAD_S
         else:
-            t0, t1 = max(0.0, kept[a][0] - REALIGN_PAD_S), kept[b][0] + REALIGN_PAD_S
-        if not 0.5 < t1 - t0 <= reach:
-            continue
-        tokenizer = tokenizer or _tokenizer(model, language)
-        done = _align_window(model, tokenizer, audio, t0, t1, given[first:hi])
-        # the song's first word may sit at the window's start: it starts where the singing does
-        bound_lo = t0 - PILED_S if a is None else kept[a][0]
+            t0, t1, onset = max(0.0, kept[a][0] - REALIGN_PAD_S), kept[b][0] + REALIGN_PAD_S, kept[a][0]
+        if 0.5 < t1 - t0 <= reach:
+            plans.append((a, b, t0, t1, onset))
+    tokenizer = _tokenizer(model, language) if plans else None
+
+    def work(plan: tuple[int | None, int | None, float, float, float], _main: bool) -> list[tuple[float, float, float]]:
+        a, b, t0, t1, _ = plan
+        first, hi = 0 if a is None else a, len(given) if b is None else b
+        return _align_window(model, tokenizer, audio, t0, t1, given[first:hi])
+
+    out: dict[int, tuple[float, float]] = {}
+    for (a, b, t0, t1, onset), done in zip(plans, _in_lanes(model, plans, work), strict=True):
+        first, lo, hi = 0 if a is None else a, 0 if a is None else a + 1, len(given) if b is None else b
         bound_hi = t1 if b is None else kept[b][0]
-        starts = [bound_lo] + [done[i - first][0] for i in range(lo, hi)] + [bound_hi]
+        # the song's first word may sit at the window's start: it starts where the singing does
+        starts = [t0 - PILED_S if a is None else onset] + [done[i - first][0] for i in range(lo, hi)]
+        starts.append(bound_hi)
         for k, i in enumerate(range(lo, hi), start=1):
             start, end, _ = done[i - first]
             if starts[k - 1] + PILED_S <= start <= starts[k + 1] - PILED_S and end - start >= MIN_REALIGNED_S:

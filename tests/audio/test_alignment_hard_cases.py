@@ -186,9 +186,11 @@ def test_a_drifted_run_is_aligned_again_between_the_words_kept(song: dict) -> No
     """The drift step: a run of suspect words between two kept words gets a window of its own, and
     so do the song's drifted first and last lines (up to where the singing starts or ends); a run
     over a long instrumental gap (far more time than its words need) is left to the estimate."""
+    from app.audio.lyrics import normalize_word
     from app.audio.transcribe import _realign_runs, model_name, speech_map, to_16k_mono
 
     given = [w for line in parse_lyrics(song["lyrics"]) for w in line]
+    weights = [len(normalize_word(w)) + 1 for w in given]
     ref = song["reference"]
     assert [w for w, _ in ref] == given  # one reference onset per lyrics word
     bias = transcribe_module.ONSET_BIAS_S[model_name(song["model"])]
@@ -201,7 +203,8 @@ def test_a_drifted_run_is_aligned_again_between_the_words_kept(song: dict) -> No
         del kept[i]
     kept[run[0] - 1] = (onsets[run[0] - 1], onsets[run[-1] + 1])  # the word before held over the run
     audio = to_16k_mono(song["vocals"])
-    again = _realign_runs(song["model"], "en", audio, given, kept, {*run, gap - 1, gap}, set(), speech_map(audio))
+    speech = speech_map(audio)
+    again = _realign_runs(song["model"], "en", audio, given, weights, kept, {*run, gap - 1, gap}, set(), speech)
     assert set(run) <= set(again)
     errors = [abs(again[i][0] - onsets[i]) for i in run]
     assert sum(e <= 0.3 for e in errors) >= len(run) - 1 and max(errors) <= 1.0, errors
@@ -212,14 +215,14 @@ def test_a_drifted_run_is_aligned_again_between_the_words_kept(song: dict) -> No
     # the song's last line drifted: aligned again up to where the singing ends
     end = range(len(given) - 5, len(given))
     kept = {i: (t, t + 0.2) for i, t in enumerate(onsets) if i not in end}
-    again = _realign_runs(song["model"], "en", audio, given, kept, set(end), set(), speech_map(audio))
+    again = _realign_runs(song["model"], "en", audio, given, weights, kept, set(end), set(), speech)
     assert set(end) <= set(again)
     errors = [abs(again[i][0] - onsets[i]) for i in end]
     assert sum(e <= 0.3 for e in errors) >= len(end) - 1 and max(errors) <= 0.5, errors
     # and the first line: aligned again from where the singing starts
     start = range(0, 5)
     kept = {i: (t, t + 0.2) for i, t in enumerate(onsets) if i not in start}
-    again = _realign_runs(song["model"], "en", audio, given, kept, set(start), set(), speech_map(audio))
+    again = _realign_runs(song["model"], "en", audio, given, weights, kept, set(start), set(), speech)
     assert set(start) <= set(again)
     errors = [abs(again[i][0] - onsets[i]) for i in start]
     assert sum(e <= 0.3 for e in errors) >= len(start) - 1 and max(errors) <= 0.5, errors
