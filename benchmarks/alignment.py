@@ -117,9 +117,10 @@ def main() -> None:
 
     from app.audio import separation, whisper_models
     from app.audio.io import decode, write_audio
+    from app.audio.known_lyrics import align
     from app.audio.lyrics import parse_lyrics
     from app.audio.metrics import onset_report, word_error_rate
-    from app.audio.transcribe import align, transcribe
+    from app.audio.transcribe import transcribe
     from app.audio.types import Waveform
 
     torch.set_num_threads(THREADS)
@@ -135,21 +136,21 @@ def main() -> None:
           f"torch threads={torch.get_num_threads()}  OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}  "
           f"models_dir={models_dir}")
     from app.audio import alignment as alignment_settings
-    from app.audio import transcribe as transcribe_settings
+    from app.audio import drift, heard, known_lyrics, vocals
 
-    print(f"# settings: onset bias {transcribe_settings.ONSET_BIAS_S}, drift {transcribe_settings.DRIFT_S}s, "
-          f"piled {transcribe_settings.PILED_S}s, second pass over unheard singing >= 1 s "
-          f"(max {transcribe_settings.GAP_MAX_TOKENS} tokens), sung stretches split at "
+    print(f"# settings: onset bias {whisper_models.ONSET_BIAS_S}, drift {drift.DRIFT_S}s, "
+          f"piled {drift.PILED_S}s, second pass over unheard singing >= 1 s "
+          f"(max {heard.GAP_MAX_TOKENS} tokens), sung stretches split at "
           f"{alignment_settings.REGION_GAP_S}s pauses, {alignment_settings.SECONDS_PER_WEIGHT}s per letter+1, "
-          f"VAD = Silero | level within {transcribe_settings.ENERGY_RANGE_DB} dB of the loud frames "
-          f"(faint: {transcribe_settings.FAINT_RANGE_DB} dB, used below {alignment_settings.FAINT_SHARE:.0%} "
+          f"VAD = Silero | level within {vocals.ENERGY_RANGE_DB} dB of the loud frames "
+          f"(faint: {vocals.FAINT_RANGE_DB} dB, used below {alignment_settings.FAINT_SHARE:.0%} "
           f"of the time words need), a stanza starting with no pause costs {alignment_settings.BREAK_COST}, "
-          f"loops dropped above compression ratio {transcribe_settings.LOOP_RATIO}, "
-          f"a heard word covers <= {transcribe_settings.MAX_HEARD_WORD_S} s, unheard stretches in "
-          f"<= {transcribe_settings.GAP_CLIP_S} s clips, beam {transcribe_settings.BEAM_SIZE}, "
-          f"heard words under p {transcribe_settings.MIN_ANCHOR_P} anchor nothing, aligned words at p >= "
-          f"{transcribe_settings.CONFIDENT_P} are not placed again for drift, line starts aligned over "
-          f"{transcribe_settings.STRETCHED_S} s start no earlier than their estimate")
+          f"loops dropped above compression ratio {heard.LOOP_RATIO}, "
+          f"a heard word covers <= {heard.MAX_HEARD_WORD_S} s, unheard stretches in "
+          f"<= {heard.GAP_CLIP_S} s clips, beam {heard.BEAM_SIZE}, "
+          f"heard words under p {known_lyrics.MIN_ANCHOR_P} anchor nothing, aligned words at p >= "
+          f"{drift.CONFIDENT_P} are not placed again for drift, line starts aligned over "
+          f"{known_lyrics.STRETCHED_S} s start no earlier than their estimate")
     models: dict[str, Any] = {}
     for lang, name in names.items():
         started = time.perf_counter()

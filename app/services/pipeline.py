@@ -311,7 +311,8 @@ class _StemFiles:
 
 
 def transcribe_work(job: Job, progress: Progress) -> dict[str, Any]:
-    from app.audio.transcribe import align, transcribe
+    from app.audio.known_lyrics import align
+    from app.audio.transcribe import transcribe
 
     song = job.song
     vocals = _input(job, "vocals")

@@ -26,7 +26,7 @@ def _speech(duration: float, active: list[tuple[float, float]]) -> SpeechMap:
 
 
 def test_confidence_follows_the_evidence_for_each_time():
-    from app.audio.transcribe import AGREED_S, CONFIDENCE, _confidences
+    from app.audio.known_lyrics import AGREED_S, CONFIDENCE, _confidences
 
     source = ["aligned", "aligned", "heard", "aligned", "estimated", "aligned"]
     timed = {0: (1.0, 1.2, 0.3), 1: (2.0, 2.2, 0.99), 2: (3.0, 3.2, 0.9), 3: (4.0, 4.2, 1.0), 5: (6.0, 6.3, 0.5)}
@@ -72,7 +72,7 @@ def _heard(words: list[str], start: float, p: float = 0.9, step: float = 0.5) ->
 
 
 def test_a_heard_word_decoded_at_near_zero_probability_anchors_nothing():
-    from app.audio.transcribe import _anchors
+    from app.audio.known_lyrics import _anchors
 
     heard = _heard(["hello", "right", "now"], 10.0)
     assert set(_anchors(["hello", "right", "now"], heard, 30.0)) == {0, 1, 2}
@@ -82,7 +82,7 @@ def test_a_heard_word_decoded_at_near_zero_probability_anchors_nothing():
 
 
 def test_a_heard_word_decoded_with_no_duration_anchors_nothing():
-    from app.audio.transcribe import _anchors
+    from app.audio.known_lyrics import _anchors
 
     given = ["on", "the", "run", "yeah", "well"]
     heard = _heard(given, 145.9)
@@ -92,7 +92,7 @@ def test_a_heard_word_decoded_with_no_duration_anchors_nothing():
 
 
 def test_a_garbled_repeated_line_pairs_with_its_own_repetitions_before_an_instrumental_outro():
-    from app.audio.transcribe import _anchors
+    from app.audio.known_lyrics import _anchors
 
     line = ["les", "larmes", "zapper", "son", "prénom"]
     given = ["et", "la", "pénombre", *line * 3]
@@ -108,22 +108,22 @@ def test_a_garbled_repeated_line_pairs_with_its_own_repetitions_before_an_instru
 
 
 def test_a_confidently_aligned_word_far_from_its_estimate_is_kept():
-    from app.audio.transcribe import _suspects
+    from app.audio.drift import drift_suspects
 
     times = [(10.0, 10.4), (10.5, 10.9), (13.0, 13.4)]
     estimates = [(10.0, 10.4), (10.5, 10.9), (11.0, 11.4)]  # the third word 2 s from its estimate
     source, line_of = ["aligned"] * 3, [0, 0, 1]
-    assert _suspects(times, source, estimates, line_of) == {2}
-    assert _suspects(times, source, estimates, line_of, confident={2}) == set()
+    assert drift_suspects(times, source, estimates, line_of) == {2}
+    assert drift_suspects(times, source, estimates, line_of, confident={2}) == set()
 
 
 def test_an_aligned_word_given_no_time_is_a_suspect():
-    from app.audio.transcribe import _suspects
+    from app.audio.drift import drift_suspects
 
     times = [(10.0, 10.4), (10.5, 10.5), (10.9, 11.3), (11.4, 11.8)]  # the window skipped word 1
     source, line_of = ["aligned", "aligned", "aligned", "heard"], [0, 0, 0, 0]
-    assert _suspects(times, source, times, line_of) == {1}
-    assert _suspects([*times[:3], (11.4, 11.4)], source, times, line_of) == {1}  # a heard word stays
+    assert drift_suspects(times, source, times, line_of) == {1}
+    assert drift_suspects([*times[:3], (11.4, 11.4)], source, times, line_of) == {1}  # a heard word stays
 
 
 def test_an_anchor_paired_with_the_wrong_repetition_is_told_by_the_window_alignment():
@@ -139,7 +139,7 @@ def test_an_anchor_paired_with_the_wrong_repetition_is_told_by_the_window_alignm
 
 
 def test_a_line_start_the_window_stretched_back_over_the_pause_is_found():
-    from app.audio.transcribe import _stretched_line_starts
+    from app.audio.known_lyrics import _stretched_line_starts
 
     line_of, weights = [0, 0, 1, 1, 2, 2], [4, 5, 2, 8, 2, 8]
     timed = {0: (1.0, 1.3, 0.9), 1: (1.3, 1.8, 0.9), 2: (2.0, 3.6, 0.5), 3: (3.6, 4.0, 0.9),
@@ -337,7 +337,7 @@ def test_words_with_far_too_little_singing_go_to_the_faint_voice():
 
 
 def test_decoding_loops_are_told_from_repetitive_lyrics():
-    from app.audio.transcribe import _looped
+    from app.audio.heard import _looped
 
     assert _looped("Right now, " * 9)
     assert not _looped("Right now, right now, right now")
@@ -348,7 +348,7 @@ def test_decoding_loops_are_told_from_repetitive_lyrics():
 def test_a_decoding_loop_keeps_the_words_decoded_before_it():
     from types import SimpleNamespace
 
-    from app.audio.transcribe import _segment_words
+    from app.audio.heard import _segment_words
 
     def segment(timed: list[tuple[str, float, float]]) -> SimpleNamespace:
         words = [SimpleNamespace(word=" " + w, start=a, end=b, probability=0.9) for w, a, b in timed]
@@ -367,7 +367,7 @@ def test_a_decoding_loop_keeps_the_words_decoded_before_it():
 
 
 def test_elisions_written_as_two_words_are_joined():
-    from app.audio.transcribe import _join_elisions
+    from app.audio.heard import join_elisions
 
     heard = [
         {"text": "j", "start": 1.0, "end": 1.1, "p": 0.9},
@@ -375,13 +375,13 @@ def test_elisions_written_as_two_words_are_joined():
         {"text": "mal,", "start": 1.5, "end": 1.9, "p": 0.8},
         {"text": "'cause", "start": 3.0, "end": 3.3, "p": 0.8},  # after a comma and a pause: its own word
     ]
-    out = _join_elisions(heard)
+    out = join_elisions(heard)
     assert [w["text"] for w in out] == ["j'ai", "mal,", "'cause"]
     assert (out[0]["start"], out[0]["end"], out[0]["p"]) == (1.0, 1.4, 0.7)
 
 
 def test_a_long_unheard_stretch_is_cut_at_pauses_into_short_clips():
-    from app.audio.transcribe import _split_stretch
+    from app.audio.heard import _split_stretch
 
     speech = _speech(60.0, [(10.0, 16.0), (16.5, 22.0), (23.0, 30.0), (31.0, 45.0)])
     pieces = _split_stretch((10.0, 45.0), speech, max_len=15.0)
@@ -392,7 +392,7 @@ def test_a_long_unheard_stretch_is_cut_at_pauses_into_short_clips():
 
 
 def test_a_smeared_heard_word_does_not_hide_the_singing_after_it():
-    from app.audio.transcribe import _unheard_speech
+    from app.audio.heard import _unheard_speech
 
     speech = _speech(20.0, [(2.0, 10.5)])
     heard = [
@@ -407,7 +407,7 @@ def test_work_in_lanes_keeps_order_and_stops_when_the_main_lane_fails():
     import threading
     import time
 
-    from app.audio.transcribe import _in_lanes
+    from app.audio.heard import in_lanes
 
     class Model:
         parallel = 2
@@ -418,7 +418,7 @@ def test_work_in_lanes_keeps_order_and_stops_when_the_main_lane_fails():
         seen.append((item, main, threading.current_thread().name))
         return item * item
 
-    assert _in_lanes(Model(), list(range(7)), work) == [k * k for k in range(7)]
+    assert in_lanes(Model(), list(range(7)), work) == [k * k for k in range(7)]
     assert {item for item, main, _ in seen if main} == {0, 2, 4, 6}
     assert len({name for _, main, name in seen if not main}) == 1
 
@@ -432,7 +432,7 @@ def test_work_in_lanes_keeps_order_and_stops_when_the_main_lane_fails():
         return item
 
     with pytest.raises(RuntimeError, match="canceled"):
-        _in_lanes(Model(), list(range(40)), failing)
+        in_lanes(Model(), list(range(40)), failing)
     assert len(started) < 10  # the other lane stopped taking items
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from app.audio import transcribe as transcribe_module
+from app.audio import heard as heard_module
+from app.audio.known_lyrics import align
 from app.audio.lyrics import parse_lyrics
 from app.audio.metrics import align_sequences, onset_report
-from app.audio.transcribe import align
 from app.audio.types import Line, LyricsTiming, Waveform, Word
 
 pytestmark = pytest.mark.slow
@@ -108,7 +108,7 @@ def test_missing_lines_are_reported_and_the_rest_stays_right(song: dict, monkeyp
     report = _report(timing, kept)
     assert report.within_0_3 >= 0.9 and report.within_1_0 >= 0.97, report
 
-    monkeypatch.setattr(transcribe_module, "_heard_words", _no_transcription)
+    monkeypatch.setattr(heard_module, "_heard_words", _no_transcription)
     other_edit = text.replace("Started out small", "It started out small")
     still = align(song["vocals"], other_edit, song["model"], language="en", previous=timing)
     assert still.unmatched == timing.unmatched  # an unrelated edit keeps the report
@@ -139,7 +139,7 @@ def test_an_edit_realigns_only_the_changed_line(song: dict, timed: LyricsTiming,
     lines = song["lyrics"].splitlines()
     assert lines[20] == "No I don't think"
     lines[20] = "No you don't think"
-    monkeypatch.setattr(transcribe_module, "_heard_words", _no_transcription)
+    monkeypatch.setattr(heard_module, "_heard_words", _no_transcription)
     # a reviewer's flag on an unchanged line stays (whatever its words' confidences would say)
     previous = replace(timed, lines=[replace(line, review=not line.needs_review) if k == 5 else line
                                      for k, line in enumerate(timed.lines)])
@@ -172,7 +172,7 @@ def test_an_imported_timing_is_refined_against_the_audio(song: dict, shared_data
         for ws in [line.words]
     ])
     assert _report(late, song["reference"]).within_0_3 < 0.05
-    monkeypatch.setattr(transcribe_module, "_heard_words", _no_transcription)
+    monkeypatch.setattr(heard_module, "_heard_words", _no_transcription)
     timing = align(song["vocals"], lyrics_text(late), song["model"], language="en", previous=late,
                    keep_unchanged=False)
     report = _report(timing, song["reference"])
@@ -186,14 +186,16 @@ def test_a_drifted_run_is_aligned_again_between_the_words_kept(song: dict) -> No
     """The drift step: a run of suspect words between two kept words gets a window of its own, and
     so do the song's drifted first and last lines (up to where the singing starts or ends); a run
     over a long instrumental gap (far more time than its words need) is left to the estimate."""
+    from app.audio.drift import realign_runs
     from app.audio.lyrics import normalize_word
-    from app.audio.transcribe import _realign_runs, model_name, speech_map, to_16k_mono
+    from app.audio.vocals import speech_map, to_16k_mono
+    from app.audio.whisper_models import ONSET_BIAS_S, model_name
 
     given = [w for line in parse_lyrics(song["lyrics"]) for w in line]
     weights = [len(normalize_word(w)) + 1 for w in given]
     ref = song["reference"]
     assert [w for w, _ in ref] == given  # one reference onset per lyrics word
-    bias = transcribe_module.ONSET_BIAS_S[model_name(song["model"])]
+    bias = ONSET_BIAS_S[model_name(song["model"])]
     onsets = [t + bias for _, t in ref]  # as the model hears them: the bias is taken off later
     kept = {i: (t, t + 0.2) for i, t in enumerate(onsets)}
     run = range(60, 72)  # a drifted window: these words are suspects, not kept
@@ -204,7 +206,7 @@ def test_a_drifted_run_is_aligned_again_between_the_words_kept(song: dict) -> No
     kept[run[0] - 1] = (onsets[run[0] - 1], onsets[run[-1] + 1])  # the word before held over the run
     audio = to_16k_mono(song["vocals"])
     speech = speech_map(audio)
-    again = _realign_runs(song["model"], "en", audio, given, weights, kept, {*run, gap - 1, gap}, set(), speech)
+    again = realign_runs(song["model"], "en", audio, given, weights, kept, {*run, gap - 1, gap}, set(), speech)
     assert set(run) <= set(again)
     errors = [abs(again[i][0] - onsets[i]) for i in run]
     assert sum(e <= 0.3 for e in errors) >= len(run) - 1 and max(errors) <= 1.0, errors
@@ -215,14 +217,14 @@ def test_a_drifted_run_is_aligned_again_between_the_words_kept(song: dict) -> No
     # the song's last line drifted: aligned again up to where the singing ends
     end = range(len(given) - 5, len(given))
     kept = {i: (t, t + 0.2) for i, t in enumerate(onsets) if i not in end}
-    again = _realign_runs(song["model"], "en", audio, given, weights, kept, set(end), set(), speech)
+    again = realign_runs(song["model"], "en", audio, given, weights, kept, set(end), set(), speech)
     assert set(end) <= set(again)
     errors = [abs(again[i][0] - onsets[i]) for i in end]
     assert sum(e <= 0.3 for e in errors) >= len(end) - 1 and max(errors) <= 0.5, errors
     # and the first line: aligned again from where the singing starts
     start = range(0, 5)
     kept = {i: (t, t + 0.2) for i, t in enumerate(onsets) if i not in start}
-    again = _realign_runs(song["model"], "en", audio, given, weights, kept, set(start), set(), speech)
+    again = realign_runs(song["model"], "en", audio, given, weights, kept, set(start), set(), speech)
     assert set(start) <= set(again)
     errors = [abs(again[i][0] - onsets[i]) for i in start]
     assert sum(e <= 0.3 for e in errors) >= len(start) - 1 and max(errors) <= 0.5, errors

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from app.audio import io, registry
+from app.audio.known_lyrics import align
 from app.audio.lyrics import lyrics_words
 from app.audio.metrics import onset_report
-from app.audio.transcribe import align, transcribe
+from app.audio.transcribe import transcribe
 from app.audio.types import JobCanceled, ModelUnavailable, Waveform
 from app.audio.whisper_models import (
     BASE_MODEL_BYTES,
@@ -203,11 +204,12 @@ def test_gap_pass_beside_the_first_pass_hears_the_same_words(models_dir, monkeyp
     in the first pass stops the spare lane too."""
     import threading
 
-    from app.audio import transcribe as tr
+    from app.audio import heard as tr
+    from app.audio.vocals import speech_map, to_16k_mono
 
     model = load_whisper("tiny.en", models_dir, cpu_threads=1, workers=2)[0]
-    audio = tr.to_16k_mono(_vocals(_excerpt(io.decode(BETTER / "audio.mp3"), 0.0, 90.0), models_dir))
-    speech = tr.speech_map(audio)
+    audio = to_16k_mono(_vocals(_excerpt(io.decode(BETTER / "audio.mp3"), 0.0, 90.0), models_dir))
+    speech = speech_map(audio)
     offered_early: list[int] = []  # clips handed to the spare lane before the first pass ended
     finish = tr._GapLane.finish
 
@@ -216,7 +218,7 @@ def test_gap_pass_beside_the_first_pass_hears_the_same_words(models_dir, monkeyp
         return finish(lane, clips)
 
     monkeypatch.setattr(tr._GapLane, "finish", spy)
-    both, language = tr._heard_and_gaps(model, audio, "en", speech, lambda f, s: None, "transcribing", 0.5)
+    both, language = tr.heard_and_gaps(model, audio, "en", speech, lambda f, s: None, "transcribing", 0.5)
     heard, _ = tr._heard_words(model, audio, "en", lambda f, s: None, "transcribing", 0.5)
     one_by_one = tr._fill_gaps(model, audio, "en", heard, speech)
     assert language == "en" and offered_early[0] > 0, "no clip went to the spare lane during the first pass"
@@ -228,5 +230,5 @@ def test_gap_pass_beside_the_first_pass_hears_the_same_words(models_dir, monkeyp
             raise JobCanceled("stop")
 
     with pytest.raises(JobCanceled):
-        tr._heard_and_gaps(model, audio, "en", speech, cancel, "transcribing", 0.5)
+        tr.heard_and_gaps(model, audio, "en", speech, cancel, "transcribing", 0.5)
     assert not [t for t in threading.enumerate() if t.name == "gap-pass"]

@@ -52,7 +52,7 @@ class ReferenceFree:
     def __init__(self, sample_rate: int) -> None:
         from app.audio.alignment import VAD_FRAME_S
         from app.audio.io import StreamResampler
-        from app.audio.transcribe import SAMPLE_RATE
+        from app.audio.vocals import SAMPLE_RATE
 
         self.rate = SAMPLE_RATE  # of the analysis: 16 kHz mono, as the voice detector wants
         self.frame = round(VAD_FRAME_S * SAMPLE_RATE)
@@ -109,7 +109,7 @@ class ReferenceFree:
         return out
 
     def _analyse(self, n: int) -> None:
-        from app.audio.transcribe import speech_map
+        from app.audio.vocals import speech_map
 
         voice, self.voice_parts = _split(self.voice_parts, n)
         inst, self.inst_parts = _split(self.inst_parts, n)

@@ -1,0 +1,91 @@
+"""Forced alignment of known words with Whisper's cross-attention, in windows of at most 30 s."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from app.audio import alignment
+from app.audio.heard import in_lanes
+from app.audio.types import ProgressCallback
+from app.audio.vocals import SAMPLE_RATE
+
+
+def make_tokenizer(model: Any, language: str) -> Any:
+    from faster_whisper.tokenizer import Tokenizer
+
+    multilingual = model.model.is_multilingual
+    return Tokenizer(
+        model.hf_tokenizer, multilingual, task="transcribe", language=language if multilingual else None
+    )
+
+
+def align_window(
+    model: Any, tokenizer: Any, audio: np.ndarray, t0: float, t1: float, words: list[str]
+) -> list[tuple[float, float, float]]:
+    """Force-align ``words`` to audio[t0:t1] (at most 30 s): (start, end, probability) per word."""
+    chunk = audio[int(t0 * SAMPLE_RATE) : int(t1 * SAMPLE_RATE)]
+    features = model.feature_extractor(chunk)[..., :-1]
+    num_frames = min(features.shape[-1], 3000)
+    from faster_whisper.audio import pad_or_trim
+
+    encoder_output = model.encode(pad_or_trim(features))
+    tokens_per_word = [tokenizer.encode(" " + w) for w in words]
+    text_tokens = [t for toks in tokens_per_word for t in toks]
+    result = model.model.align(
+        encoder_output, tokenizer.sot_sequence, [text_tokens], num_frames, median_filter_width=7
+    )[0]
+    text_idx = np.array([p[0] for p in result.alignments])
+    time_idx = np.array([p[1] for p in result.alignments])
+    jumps = np.pad(np.diff(text_idx), (1, 0), constant_values=1).astype(bool)
+    jump_times = time_idx[jumps] / model.tokens_per_second
+    probs = np.asarray(result.text_token_probs, dtype=float)
+    bounds = np.concatenate([[0], np.cumsum([len(t) for t in tokens_per_word])])
+    out = []
+    for k in range(len(words)):
+        a, b = int(bounds[k]), int(bounds[k + 1])
+        start = float(jump_times[min(a, len(jump_times) - 1)])
+        end = float(jump_times[min(b, len(jump_times) - 1)])
+        p = float(probs[a:b].mean()) if b > a and len(probs) >= b else 0.0
+        out.append((t0 + start, t0 + max(end, start), p))
+    return out
+
+
+def align_windows(
+    model: Any,
+    language: str,
+    audio: np.ndarray,
+    lines: list[list[str]],
+    spans: list[tuple[float, float]],
+    todo: list[bool],
+    on_progress: ProgressCallback,
+) -> dict[int, tuple[float, float, float]]:
+    """Force-align the lines marked in ``todo`` in windows of <= 30 s planned around their estimated
+    ``spans`` (each run of consecutive lines on its own); word index -> (start, end, probability)."""
+    first = np.cumsum([0] + [len(line) for line in lines])
+    runs: list[tuple[int, int]] = []
+    for k, flag in enumerate(todo):
+        if flag and runs and runs[-1][1] == k:
+            runs[-1] = (runs[-1][0], k + 1)
+        elif flag:
+            runs.append((k, k + 1))
+    windows = [
+        (t0, t1, a + lo, b + lo)
+        for lo, hi in runs
+        for t0, t1, a, b in alignment.plan_windows(
+            spans[lo:hi], len(audio) / SAMPLE_RATE, line_words=[len(ln) for ln in lines[lo:hi]]
+        )
+    ]
+    tokenizer = make_tokenizer(model, language) if windows else None
+
+    def work(window: tuple[float, float, int, int], main: bool) -> list[tuple[float, float, float]]:
+        t0, t1, a, b = window
+        if main:
+            on_progress(0.5 + 0.5 * windows.index(window) / len(windows), "aligning")
+        return align_window(model, tokenizer, audio, t0, t1, [w for line in lines[a:b] for w in line])
+
+    timed: dict[int, tuple[float, float, float]] = {}
+    for (_, _, a, _), done in zip(windows, in_lanes(model, windows, work), strict=True):
+        timed.update(enumerate(done, start=int(first[a])))
+    return timed
