@@ -1,6 +1,6 @@
 """Model-free pieces of lyrics alignment: voice activity, time estimates, windows, clean-up.
 
-All times are seconds from the start of the audio. Used by :mod:`app.audio.transcribe`; the
+All times are seconds from the start of the audio. Used by :mod:`app.audio.known_lyrics`; the
 pairing of given and heard words lives in :mod:`app.audio.word_matching`.
 """
 

@@ -45,7 +45,7 @@ def drift_suspects(
     put them (unless ``confident``: the window aligned them with probability CONFIDENT_P or more),
     piled onto the previous word's onset, given no time at all (the window skipped over them: of
     such words, 31% within 0.3 s of the reference against 86% of the others), or cut off from the
-    rest of their line."""
+    rest of their line; every aligned word of a line where more than half the words are suspects."""
     out = {
         i
         for i, src in enumerate(source)
@@ -58,10 +58,12 @@ def drift_suspects(
         and ((i > 0 and times[i][0] - times[i - 1][0] < PILED_S) or times[i][1] - times[i][0] < PILED_S)
     }
     out |= alignment.line_outliers({i: t[0] for i, t in enumerate(times)}, line_of)
-    # a line mostly gone wrong is placed again whole: its remaining words would hold the rest back
+    # a line mostly gone wrong is placed again whole: its remaining words would hold the rest back;
+    # a line with as many good words as suspects keeps the good ones (on the 12 evaluation songs:
+    # 8 more words within 0.3 s than when half a line took the rest with it, no song worse)
     size = np.bincount(line_of)
     bad = np.bincount([line_of[i] for i in out], minlength=len(size)) if out else np.zeros(len(size))
-    out |= {i for i, k in enumerate(line_of) if 2 * bad[k] >= size[k] > 1}
+    out |= {i for i, k in enumerate(line_of) if 2 * bad[k] > size[k] > 1}
     return {i for i in out if source[i] != "heard"}
 
 

@@ -126,6 +126,17 @@ def test_an_aligned_word_given_no_time_is_a_suspect():
     assert drift_suspects([*times[:3], (11.4, 11.4)], source, times, line_of) == {1}  # a heard word stays
 
 
+def test_a_line_mostly_gone_wrong_is_suspect_whole_but_half_a_line_keeps_its_good_words():
+    from app.audio.drift import drift_suspects
+
+    estimates = [(10.0 + 0.4 * k, 10.3 + 0.4 * k) for k in range(4)]
+    source, line_of = ["aligned"] * 4, [0, 0, 0, 0]
+    two_off = [*estimates[:2], (12.8, 13.1), (13.2, 13.5)]  # the last two words 2 s late
+    assert drift_suspects(two_off, source, estimates, line_of) == {2, 3}
+    three_off = [estimates[0], (12.4, 12.7), (12.8, 13.1), (13.2, 13.5)]
+    assert drift_suspects(three_off, source, estimates, line_of) == {0, 1, 2, 3}
+
+
 def test_an_anchor_paired_with_the_wrong_repetition_is_told_by_the_window_alignment():
     from app.audio.alignment import wrong_repeats
 
