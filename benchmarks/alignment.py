@@ -130,7 +130,8 @@ def main() -> None:
     if not songs:
         sys.exit(f"no song matches {args.songs!r}")
     names = {lang: whisper_models.default_model(models_dir, lang) for lang in sorted({s.language for s in songs})}
-    print("# Lyrics alignment benchmark (product code: app.audio.separation / transcribe.align / transcribe)")
+    print("# Lyrics alignment benchmark (product code: app.audio.separation / known_lyrics.align / "
+          "transcribe.transcribe)")
     print(f"# separation=spleeter  whisper per language: {', '.join(f'{k}={v}' for k, v in names.items())}  "
           f"device=cpu int8  whisper threads x replicas={'x'.join(map(str, whisper_models.cpu_layout(THREADS)))}  "
           f"torch threads={torch.get_num_threads()}  OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}  "

@@ -11,6 +11,7 @@ import numpy as np
 from app.audio import alignment
 from app.audio.forced import align_window, make_tokenizer
 from app.audio.heard import in_lanes
+from app.audio.types import ProgressCallback, no_progress
 
 DRIFT_S = 1.2
 """An aligned word further than this (seconds) from its anchor-based estimate is a drift suspect: aligned
@@ -77,6 +78,7 @@ def realign_runs(
     suspects: set[int],
     anchored: set[int],
     speech: alignment.SpeechMap,
+    on_progress: ProgressCallback = no_progress,
 ) -> dict[int, tuple[float, float]]:
     """Each run of words between two kept words that holds a drift suspect, aligned again in a
     window of its own, from the kept word before it (aligned with the run, so a word the first
@@ -86,7 +88,8 @@ def realign_runs(
     instrumental or vocalise the window would smear them over) is left to the estimate, and so
     is a run longer than one window. The windows are spread over the model's replicas. Returns
     word index -> (start, end) for the words that came out in order between their neighbours and
-    not piled, and for a word held over the run, its own end."""
+    not piled, and for a word held over the run, its own end. Progress goes to
+    ``on_progress(0.95..1.0, "aligning")`` before each window; a JobCanceled raised there stops."""
     if not kept:
         return {}
     order = sorted(kept)
@@ -115,8 +118,10 @@ def realign_runs(
             plans.append((a, b, t0, t1, onset))
     tokenizer = make_tokenizer(model, language) if plans else None
 
-    def work(plan: tuple[int | None, int | None, float, float, float], _main: bool) -> list[tuple[float, float, float]]:
+    def work(plan: tuple[int | None, int | None, float, float, float], main: bool) -> list[tuple[float, float, float]]:
         a, b, t0, t1, _ = plan
+        if main:
+            on_progress(0.95 + 0.05 * plans.index(plan) / len(plans), "aligning")
         first, hi = 0 if a is None else a, len(given) if b is None else b
         return align_window(model, tokenizer, audio, t0, t1, given[first:hi])
 

@@ -82,7 +82,7 @@ def align_windows(
     def work(window: tuple[float, float, int, int], main: bool) -> list[tuple[float, float, float]]:
         t0, t1, a, b = window
         if main:
-            on_progress(0.5 + 0.5 * windows.index(window) / len(windows), "aligning")
+            on_progress(0.5 + 0.45 * windows.index(window) / len(windows), "aligning")
         return align_window(model, tokenizer, audio, t0, t1, [w for line in lines[a:b] for w in line])
 
     timed: dict[int, tuple[float, float, float]] = {}

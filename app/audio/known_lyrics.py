@@ -137,7 +137,7 @@ def align(
     if suspects:  # drift: the doubtful words are aligned again between the words kept, else placed from them
         kept = {i: t for i, t in enumerate(merged) if i not in suspects and source[i] != "estimated"}
         again = realign_runs(
-            model, language, audio, given, weights, kept, suspects, set(anchor_times) | set(fixed), speech
+            model, language, audio, given, weights, kept, suspects, set(anchor_times) | set(fixed), speech, on_progress
         )
         realigned = set(again) - set(kept)  # the others are kept words given back the time they held
         source = ["aligned" if i in realigned else src for i, src in enumerate(source)]

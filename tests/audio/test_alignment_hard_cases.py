@@ -18,7 +18,7 @@ from app.audio import heard as heard_module
 from app.audio.known_lyrics import align
 from app.audio.lyrics import parse_lyrics
 from app.audio.metrics import align_sequences, onset_report
-from app.audio.types import Line, LyricsTiming, Waveform, Word
+from app.audio.types import JobCanceled, Line, LyricsTiming, Waveform, Word
 
 pytestmark = pytest.mark.slow
 SONG = "jonathan-coulton-better"
@@ -214,6 +214,12 @@ def test_a_drifted_run_is_aligned_again_between_the_words_kept(song: dict) -> No
     assert starts == sorted(starts) and kept[run[0] - 1][0] <= starts[0] and starts[-1] <= kept[run[-1] + 1][0]
     assert again[run[0] - 1][1] <= starts[0]  # the held word gives the run its time back
     assert gap - 1 not in again and gap not in again
+
+    def cancel(fraction: float, stage: str) -> None:
+        raise JobCanceled("stop")
+
+    with pytest.raises(JobCanceled):  # the user's cancel stops the re-alignment before its first window
+        realign_runs(song["model"], "en", audio, given, weights, kept, set(run), set(), speech, cancel)
     # the song's last line drifted: aligned again up to where the singing ends
     end = range(len(given) - 5, len(given))
     kept = {i: (t, t + 0.2) for i, t in enumerate(onsets) if i not in end}
