@@ -136,16 +136,15 @@ def main() -> None:
           f"device=cpu int8  whisper threads x replicas={'x'.join(map(str, whisper_models.cpu_layout(THREADS)))}  "
           f"torch threads={torch.get_num_threads()}  OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}  "
           f"models_dir={models_dir}")
-    from app.audio import alignment as alignment_settings
-    from app.audio import drift, heard, known_lyrics, vocals
+    from app.audio import drift, estimates, heard, known_lyrics, vocals
 
     print(f"# settings: onset bias {whisper_models.ONSET_BIAS_S}, drift {drift.DRIFT_S}s, "
           f"piled {drift.PILED_S}s, second pass over unheard singing >= 1 s "
           f"(max {heard.GAP_MAX_TOKENS} tokens), sung stretches split at "
-          f"{alignment_settings.REGION_GAP_S}s pauses, {alignment_settings.SECONDS_PER_WEIGHT}s per letter+1, "
+          f"{vocals.REGION_GAP_S}s pauses, {estimates.SECONDS_PER_WEIGHT}s per letter+1, "
           f"VAD = Silero | level within {vocals.ENERGY_RANGE_DB} dB of the loud frames "
-          f"(faint: {vocals.FAINT_RANGE_DB} dB, used below {alignment_settings.FAINT_SHARE:.0%} "
-          f"of the time words need), a stanza starting with no pause costs {alignment_settings.BREAK_COST}, "
+          f"(faint: {vocals.FAINT_RANGE_DB} dB, used below {estimates.FAINT_SHARE:.0%} "
+          f"of the time words need), a stanza starting with no pause costs {estimates.BREAK_COST}, "
           f"loops dropped above compression ratio {heard.LOOP_RATIO}, "
           f"a heard word covers <= {heard.MAX_HEARD_WORD_S} s, unheard stretches in "
           f"<= {heard.GAP_CLIP_S} s clips, beam {heard.BEAM_SIZE}, "

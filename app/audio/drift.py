@@ -9,9 +9,11 @@ from typing import Any
 import numpy as np
 
 from app.audio import alignment
+from app.audio.estimates import SECONDS_PER_WEIGHT
 from app.audio.forced import align_window, make_tokenizer
 from app.audio.heard import in_lanes
 from app.audio.types import ProgressCallback, no_progress
+from app.audio.vocals import SpeechMap
 
 DRIFT_S = 1.2
 """An aligned word further than this (seconds) from its anchor-based estimate is a drift suspect: aligned
@@ -77,7 +79,7 @@ def realign_runs(
     kept: dict[int, tuple[float, float]],
     suspects: set[int],
     anchored: set[int],
-    speech: alignment.SpeechMap,
+    speech: SpeechMap,
     on_progress: ProgressCallback = no_progress,
 ) -> dict[int, tuple[float, float]]:
     """Each run of words between two kept words that holds a drift suspect, aligned again in a
@@ -98,7 +100,7 @@ def realign_runs(
         lo, hi = 0 if a is None else a + 1, len(given) if b is None else b
         if hi - lo < REALIGN_MIN_RUN or not any(i in suspects for i in range(lo, hi)):
             continue
-        need = float(np.sum(weights[lo if a is None else a : hi])) * alignment.SECONDS_PER_WEIGHT
+        need = float(np.sum(weights[lo if a is None else a : hi])) * SECONDS_PER_WEIGHT
         reach = min(29.0, REALIGN_SLACK * need + REALIGN_EXTRA_S)
         if a is None:  # the song's first words: from where the singing starts within reach
             t1 = kept[b][0] + REALIGN_PAD_S

@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from app.audio import alignment
 from app.audio.types import ProgressCallback
-from app.audio.vocals import SAMPLE_RATE
+from app.audio.vocals import REGION_GAP_S, SAMPLE_RATE, SpeechMap
 from app.audio.whisper_models import replicas
 
 SQUEEZED_WORD_S = 0.03
@@ -130,7 +129,7 @@ def _segment_words(segment: Any) -> list[dict[str, Any]]:
 
 def _unheard_speech(
     heard: list[dict[str, Any]],
-    speech: alignment.SpeechMap,
+    speech: SpeechMap,
     min_speech: float = 1.0,
     margin: float = 0.5,
     before: float = float("inf"),
@@ -151,7 +150,7 @@ def _unheard_speech(
 
 
 def _gap_clips(
-    heard: list[dict[str, Any]], speech: alignment.SpeechMap, duration: float, before: float = float("inf")
+    heard: list[dict[str, Any]], speech: SpeechMap, duration: float, before: float = float("inf")
 ) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
     """(stretches, clips): the sung stretches no heard word covers, in pieces of at most
     GAP_CLIP_S, and the clips to transcribe them (each padded by GAP_PAD_S)."""
@@ -164,7 +163,7 @@ def _fill_gaps(
     audio: np.ndarray,
     language: str,
     heard: list[dict[str, Any]],
-    speech: alignment.SpeechMap,
+    speech: SpeechMap,
     lane: _GapLane | None = None,
 ) -> list[dict[str, Any]]:
     """Heard words plus those of a second pass over the sung stretches the first pass skipped.
@@ -194,7 +193,7 @@ def heard_and_gaps(
     model: Any,
     audio: np.ndarray,
     language: str | None,
-    speech: alignment.SpeechMap,
+    speech: SpeechMap,
     on_progress: ProgressCallback,
     stage: str,
     share: float,
@@ -282,7 +281,7 @@ class _GapLane:
 
 
 def _split_stretch(
-    stretch: tuple[float, float], speech: alignment.SpeechMap, max_len: float = GAP_CLIP_S
+    stretch: tuple[float, float], speech: SpeechMap, max_len: float = GAP_CLIP_S
 ) -> list[tuple[float, float]]:
     """A stretch cut at its pauses into pieces of at most ``max_len`` seconds where it can be
     (a piece is never cut inside a sung stretch). Whisper decodes a short clip whole; a long
@@ -291,7 +290,7 @@ def _split_stretch(
     if t1 - t0 <= max_len:
         return [stretch]
     pieces: list[tuple[float, float]] = []
-    for a, b in speech.regions(alignment.REGION_GAP_S):
+    for a, b in speech.regions(REGION_GAP_S):
         a, b = max(a, t0), min(b, t1)
         if b <= a:
             continue

@@ -13,12 +13,13 @@ import numpy as np
 
 from app.audio import alignment, word_matching
 from app.audio.drift import CONFIDENT_P, PILED_S, drift_suspects, realign_runs
+from app.audio.estimates import SECONDS_PER_WEIGHT, estimate_times
 from app.audio.forced import align_windows
 from app.audio.heard import detect_language, heard_and_gaps
 from app.audio.lyrics import normalize_word, parse_stanzas
 from app.audio.lyrics_edits import between_kept, heard_between, previous_words
 from app.audio.types import Line, LyricsTiming, ProgressCallback, Waveform, Word, no_progress
-from app.audio.vocals import SAMPLE_RATE, speech_map, to_16k_mono
+from app.audio.vocals import SAMPLE_RATE, VAD_FRAME_S, SpeechMap, speech_map, to_16k_mono
 from app.audio.whisper_models import model_name, onset_bias
 
 STRETCHED_S = 1.0
@@ -115,7 +116,7 @@ def align(
         anchor_times = guide = {i: (w["start"], w["end"]) for i, w in anchors.items()}
         heard_at = {i: float(w["start"]) for i, w in anchors.items()}
     texts = [normalize_word(w) for w in given]
-    estimates = alignment.estimate_times(weights, line_of, guide, speech, texts=texts, breaks=breaks)
+    estimates = estimate_times(weights, line_of, guide, speech, texts=texts, breaks=breaks)
     spans = [
         _sung_span(estimates[first[k] : first[k + 1]], speech) if k + 1 in stanza_starts
         else (estimates[first[k]][0], estimates[first[k + 1] - 1][1])
@@ -129,7 +130,7 @@ def align(
     if wrong:  # heard words paired with the wrong repetition give way to the window alignment
         anchor_times = guide = {i: t for i, t in anchor_times.items() if i not in wrong}
         heard_at = {i: t for i, t in heard_at.items() if i not in wrong}
-        estimates = alignment.estimate_times(weights, line_of, guide, speech, texts=texts, breaks=breaks)
+        estimates = estimate_times(weights, line_of, guide, speech, texts=texts, breaks=breaks)
     merged, source = alignment.reconcile(aligned, anchor_times, weights, line_of, speech, breaks=breaks)
     confident = {i for i, (_, _, p) in timed.items() if p >= CONFIDENT_P}
     suspects = drift_suspects(merged, source, estimates, line_of, confident) - set(fixed)
@@ -142,7 +143,7 @@ def align(
         realigned = set(again) - set(kept)  # the others are kept words given back the time they held
         source = ["aligned" if i in realigned else src for i, src in enumerate(source)]
         kept |= again
-        merged = alignment.estimate_times(weights, line_of, kept, speech, texts=texts, breaks=breaks)
+        merged = estimate_times(weights, line_of, kept, speech, texts=texts, breaks=breaks)
         source = [src if i in kept else "estimated" for i, src in enumerate(source)]
     times = [(max(0.0, s - bias), max(0.0, e - bias)) for s, e in merged]
     times = alignment.skip_leading_pauses(times, speech, weights=weights, line_of=line_of)
@@ -163,7 +164,7 @@ def align(
 
 
 def _anchors(
-    given: list[str], heard: list[dict[str, Any]], duration: float, speech: alignment.SpeechMap | None = None
+    given: list[str], heard: list[dict[str, Any]], duration: float, speech: SpeechMap | None = None
 ) -> dict[int, dict[str, Any]]:
     """Given-word index -> the heard word it was reliably recognised as (edit-distance pairing).
 
@@ -230,16 +231,16 @@ def _stretched_line_starts(
         i
         for i, (start, end, _) in timed.items()
         if source[i] == "aligned" and i not in anchored and (i == 0 or line_of[i] != line_of[i - 1])
-        and end - start > max(STRETCHED_S, 4 * weights[i] * alignment.SECONDS_PER_WEIGHT)
+        and end - start > max(STRETCHED_S, 4 * weights[i] * SECONDS_PER_WEIGHT)
     }
 
 
-def _sung_span(words: list[tuple[float, float]], speech: alignment.SpeechMap) -> tuple[float, float]:
+def _sung_span(words: list[tuple[float, float]], speech: SpeechMap) -> tuple[float, float]:
     """(start, end) of a line that ends a stanza, from its words' estimates: it ends where the
     singing of its last word stops (an estimated word runs on to the next word's onset, over the
     pause between stanzas, which would join them in one alignment window)."""
     start, end = words[-1]
-    return words[0][0], min(end, max(speech.run_end(start), start + alignment.VAD_FRAME_S))
+    return words[0][0], min(end, max(speech.run_end(start), start + VAD_FRAME_S))
 
 
 def _unmatched(

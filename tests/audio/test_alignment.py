@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 
 from app.audio.alignment import (
-    VAD_FRAME_S,
-    SpeechMap,
-    estimate_times,
     line_outliers,
     plan_windows,
     reconcile,
     skip_leading_pauses,
     snap_to_speech,
 )
+from app.audio.estimates import estimate_times
+from app.audio.vocals import VAD_FRAME_S, SpeechMap
 from app.audio.word_matching import match_words, rate_consistent, trusted_anchors
 
 

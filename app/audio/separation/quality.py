@@ -50,9 +50,8 @@ class ReferenceFree:
     WINDOW_S = 120
 
     def __init__(self, sample_rate: int) -> None:
-        from app.audio.alignment import VAD_FRAME_S
         from app.audio.io import StreamResampler
-        from app.audio.vocals import SAMPLE_RATE
+        from app.audio.vocals import SAMPLE_RATE, VAD_FRAME_S
 
         self.rate = SAMPLE_RATE  # of the analysis: 16 kHz mono, as the voice detector wants
         self.frame = round(VAD_FRAME_S * SAMPLE_RATE)
