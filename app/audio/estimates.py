@@ -20,6 +20,12 @@ FAINT_SHARE = 0.5
 are placed on the faint voice activity as well."""
 
 
+def word_weights(texts: Sequence[str]) -> list[int]:
+    """Each word's weight, the unit of the sung time it needs (SECONDS_PER_WEIGHT each): its
+    letters + 1, of the normalised text (:func:`app.audio.lyrics.normalize_word`)."""
+    return [len(text) + 1 for text in texts]
+
+
 def _spread(speech: SpeechMap, s0: float, s1: float, cum: np.ndarray, t0: float, t1: float) -> list[float]:
     """Edges for words with cumulative weights ``cum`` spread over speech time s0..s1
     (or over clock time t0..t1 when there is no speech in between)."""

@@ -13,7 +13,7 @@ import numpy as np
 
 from app.audio import alignment, word_matching
 from app.audio.drift import CONFIDENT_P, PILED_S, drift_suspects, realign_runs
-from app.audio.estimates import SECONDS_PER_WEIGHT, estimate_times
+from app.audio.estimates import SECONDS_PER_WEIGHT, estimate_times, word_weights
 from app.audio.forced import align_windows
 from app.audio.heard import detect_language, heard_and_gaps
 from app.audio.lyrics import normalize_word, parse_stanzas
@@ -67,9 +67,10 @@ def align(
     given ones by an edit-distance alignment; sung stretches it skipped are transcribed again on
     their own), words without a reliable pair are placed on the sung stretches between the paired
     ones, the lines are force-aligned in windows of up to 30 s planned from those estimates, and
-    drift is caught: an aligned word far from its estimate, piled onto its neighbour or cut off
-    from its line is placed again from the words kept. Onsets are corrected for the model's bias
-    and moved out of silences detected on the vocals.
+    drift is caught: the aligned words far from their estimates, piled onto a neighbour, given no
+    time or cut off from their line are aligned again in windows of their own between the words
+    kept, else placed from those (:mod:`app.audio.drift`). Onsets are corrected for the model's
+    bias and moved out of silences detected on the vocals.
 
     ``previous`` (an earlier timing of these lyrics, or one imported from LRC / UltraStar) replaces
     the transcription: with ``keep_unchanged`` its lines whose text is unchanged keep their timing
@@ -88,7 +89,8 @@ def align(
     bias = onset_bias(model)
     line_of = [k for k, line in enumerate(lines) for _ in line]
     first = np.cumsum([0] + [len(line) for line in lines])
-    weights = [len(normalize_word(w)) + 1 for w in given]
+    texts = [normalize_word(w) for w in given]
+    weights = word_weights(texts)
     stanza_words = {int(first[k]) for k in stanza_starts}
     breaks = [i in stanza_words for i in range(len(given))]
     speech = speech_map(audio)
@@ -115,7 +117,6 @@ def align(
             del anchors[i]
         anchor_times = guide = {i: (w["start"], w["end"]) for i, w in anchors.items()}
         heard_at = {i: float(w["start"]) for i, w in anchors.items()}
-    texts = [normalize_word(w) for w in given]
     estimates = estimate_times(weights, line_of, guide, speech, texts=texts, breaks=breaks)
     spans = [
         _sung_span(estimates[first[k] : first[k + 1]], speech) if k + 1 in stanza_starts

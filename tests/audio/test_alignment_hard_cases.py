@@ -187,12 +187,13 @@ def test_a_drifted_run_is_aligned_again_between_the_words_kept(song: dict) -> No
     so do the song's drifted first and last lines (up to where the singing starts or ends); a run
     over a long instrumental gap (far more time than its words need) is left to the estimate."""
     from app.audio.drift import realign_runs
+    from app.audio.estimates import word_weights
     from app.audio.lyrics import normalize_word
     from app.audio.vocals import speech_map, to_16k_mono
     from app.audio.whisper_models import ONSET_BIAS_S, model_name
 
     given = [w for line in parse_lyrics(song["lyrics"]) for w in line]
-    weights = [len(normalize_word(w)) + 1 for w in given]
+    weights = word_weights([normalize_word(w) for w in given])
     ref = song["reference"]
     assert [w for w, _ in ref] == given  # one reference onset per lyrics word
     bias = ONSET_BIAS_S[model_name(song["model"])]
