@@ -8,7 +8,12 @@ decode the vocals stem at 16 kHz mono as the worker does, then
 - transcription mode: ``transcribe(vocals, model)`` and WER against the lyrics.txt words.
 The Whisper model per language is the product default (``whisper_models.default_model``).
 
-    .venv/bin/python benchmarks/alignment.py [--songs SUBSTRING] [--no-transcribe] [--models-dir /tmp/bench-models]
+    .venv/bin/python benchmarks/alignment.py [--songs SUBSTRING] [--no-transcribe] [--shift SECONDS]
+        [--models-dir /tmp/bench-models]
+
+``--shift 3.7`` prepends 3.7 s of silence to every vocals stem (the reference moves alike and the
+times are reported in the song's own time): the same singing falls on other 30 s windows, so the
+figures show how much of them is the luck of where Whisper's windows happen to fall.
 """
 
 from __future__ import annotations
@@ -106,10 +111,24 @@ def review_counts(timing: Any, error: dict[int, float]) -> dict[str, int]:
     }
 
 
+def with_silence(wf: Any, seconds: float) -> Any:
+    """``wf`` with ``seconds`` of silence before it."""
+    import numpy as np
+
+    from app.audio.types import Waveform
+
+    if seconds <= 0:
+        return wf
+    pad = np.zeros((wf.channels, round(seconds * wf.sample_rate)), dtype=wf.samples.dtype)
+    return Waveform(np.concatenate([pad, wf.samples], axis=1), wf.sample_rate)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--songs", help="only songs whose folder name contains this substring")
     parser.add_argument("--no-transcribe", action="store_true", help="skip transcription mode (no lyrics)")
+    parser.add_argument("--shift", type=float, default=0.0,
+                        help="seconds of silence prepended to every vocals stem (a robustness check)")
     parser.add_argument("--models-dir", default="/tmp/bench-models")
     args = parser.parse_args()
 
@@ -135,7 +154,7 @@ def main() -> None:
     print(f"# separation=spleeter  whisper per language: {', '.join(f'{k}={v}' for k, v in names.items())}  "
           f"device=cpu int8  whisper threads x replicas={'x'.join(map(str, whisper_models.cpu_layout(THREADS)))}  "
           f"torch threads={torch.get_num_threads()}  OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}  "
-          f"models_dir={models_dir}")
+          f"models_dir={models_dir}" + (f"  shift={args.shift}s of silence before each stem" if args.shift else ""))
     from app.audio import drift, estimates, heard, known_lyrics, vocals
 
     print(f"# settings: onset bias {whisper_models.ONSET_BIAS_S}, drift {drift.DRIFT_S}s, "
@@ -171,7 +190,7 @@ def main() -> None:
             stems = separation.separate(mix, "spleeter", models_dir)
             t2 = time.perf_counter()
             path = write_audio(Path(tmp) / f"{song.name}.flac", stems.vocals, "flac")
-            vocals[song.name] = decode(path, sample_rate=16000, channels=1)
+            vocals[song.name] = with_silence(decode(path, sample_rate=16000, channels=1), args.shift)
             t3 = time.perf_counter()
             durations[song.name] = mix.duration
             print(f"{song.name[:48]:<48} {mix.duration:6.1f} {t1 - t0:6.1f}s {stems.compute_seconds:8.1f}s "
@@ -188,7 +207,7 @@ def main() -> None:
         started = time.perf_counter()
         timing = align(vocals[song.name], song.lyrics, models[song.language], language=song.language)
         elapsed = time.perf_counter() - started
-        predicted = [(w.text, w.start) for w in timing.words]
+        predicted = [(w.text, w.start - args.shift) for w in timing.words]
         report = onset_report(predicted, song.reference)
         by_word = paired_errors(predicted, song.reference)
         errs = list(by_word.values())

@@ -355,6 +355,30 @@ def test_decoding_loops_are_told_from_repetitive_lyrics():
     assert not _looped("la la la la la la la la")
 
 
+def test_a_loop_spread_over_segments_is_dropped_but_a_repeating_chorus_is_not():
+    from types import SimpleNamespace
+
+    from app.audio.heard import _marked_loops
+
+    def seg(text: str, ratio: float) -> SimpleNamespace:
+        return SimpleNamespace(text=" " + text, compression_ratio=ratio)
+
+    # the first pass over veranderung with 3.7 s of silence before it: one window's decode writes
+    # one line six times over 25 s of other words; the next window, conditioned on it, once more
+    loop = "Wir leben die Veränderungen für Veränderungen."
+    segments = [seg(loop, 1.52)] + [seg(loop, 6.23)] * 6 + [seg(loop.lower().rstrip("."), 1.14)]
+    segments.append(seg("Das ist die Zeit für Veränderungen.", 1.14))
+    assert [looped for _, looped in _marked_loops(segments)] == [False] + [True] * 7 + [False]
+    # a chorus window has Whisper's ratio above 2.4 too, but no segment repeats the one before it
+    chorus = ["I feel fantastic and I never felt as good as how I do right now",
+              "It's never maybe when I think of how I felt that day when I felt the way that I do right now",
+              "Right now, I feel fantastic and I never felt as good as how I do right now",
+              "It's never maybe when I think of how I felt that day when I felt the way that I do right now"]
+    assert not any(looped for _, looped in _marked_loops([seg(t, 2.7) for t in chorus]))
+    # the same line twice in a window that does not loop is sung twice
+    assert not any(looped for _, looped in _marked_loops([seg("Right now", 1.3), seg("Right now", 1.3)]))
+
+
 def test_a_decoding_loop_keeps_the_words_decoded_before_it():
     from types import SimpleNamespace
 
