@@ -501,6 +501,18 @@ def test_a_stanza_does_not_start_on_the_held_end_of_the_previous_word():
     assert all(s < 3.0 for s, _ in plain[3:5]), plain
 
 
+def test_a_line_is_not_sung_into_the_held_note_before_an_instrumental_break():
+    # on-the-run: "...seeing you soon" anchored, `soon` held to 6 s, a 9 s break, then the next
+    # line (unanchored, 2 s of words) and an anchored line at 18 s
+    weights, line_of = [4, 5, 10, 3, 4, 4, 5, 5], [0, 0, 1, 1, 1, 1, 1, 2]
+    anchors = {1: (2.0, 2.4), 7: (18.0, 18.5)}
+    times = estimate_times(weights, line_of, anchors, _speech(25.0, [(1.0, 6.0), (15.0, 20.0)]))
+    assert all(15.0 - VAD_FRAME_S <= s < 18.0 for s, _ in times[2:7]), times
+    # the same words inside the anchored line go on in its singing: a phrase is not torn apart
+    times = estimate_times(weights, [0] * 7 + [1], anchors, _speech(25.0, [(1.0, 6.0), (15.0, 20.0)]))
+    assert all(2.4 <= s < 6.0 for s, _ in times[2:7]), times
+
+
 def test_a_short_word_after_a_held_note_starts_after_the_pause_a_long_word_keeps_its_stops():
     # a note held to 2.55 s, a pause to 3.0 s; "te" (sung in ~0.24 s) was put at 2.0 s, on the note
     speech = _speech(6.0, [(0.5, 2.55), (3.0, 5.0)])
