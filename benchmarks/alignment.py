@@ -164,6 +164,7 @@ def main() -> None:
           f"VAD = Silero | level within {vocals.ENERGY_RANGE_DB} dB of the loud frames "
           f"(faint: {vocals.FAINT_RANGE_DB} dB, used below {estimates.FAINT_SHARE:.0%} "
           f"of the time words need), a stanza starting with no pause costs {estimates.BREAK_COST}, "
+          f"a line may leave the held note before a >= {estimates.HELD_BREAK_S} s break, "
           f"loops dropped above compression ratio {heard.LOOP_RATIO}, "
           f"a heard word covers <= {heard.MAX_HEARD_WORD_S} s, unheard stretches in "
           f"<= {heard.GAP_CLIP_S} s clips, beam {heard.BEAM_SIZE}, "

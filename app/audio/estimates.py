@@ -90,10 +90,10 @@ def _region_edges(
     best = np.full((n + 1, r_count + 1), inf)
     back = np.zeros((n + 1, r_count + 1), dtype=int)
     best[0, 0] = 0.0
+    held = continues and (brk[0] or (kind[0] == 0 and r_count > 1 and pause[1] >= HELD_BREAK_S))
     for r in range(1, r_count + 1):
         d = dur[r - 1]
-        held = brk[0] or (kind[0] == 0 and r_count > 1 and pause[1] >= HELD_BREAK_S)
-        empty = 0.0 if r == 1 and continues and held else 2.0 * fit(d, 0.0)
+        empty = 0.0 if r == 1 and held else 2.0 * fit(d, 0.0)
         for i in range(n + 1):
             best[i, r], back[i, r] = best[i, r - 1] + empty, i
             for j in range(max(0, i - MAX_REGION_WORDS), i):
