@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from app.audio.lyrics import normalize_word
 from app.audio.types import ProgressCallback
 from app.audio.vocals import REGION_GAP_S, SAMPLE_RATE, SpeechMap
 from app.audio.whisper_models import replicas
@@ -121,7 +122,7 @@ def _marked_loops(segments: Iterable[Any]) -> Iterator[tuple[Any, bool]]:
     loops: set[str] = set()
     previous = ""
     for segment in segments:
-        text = " ".join("".join(c for c in segment.text.lower() if c.isalnum() or c.isspace()).split())
+        text = " ".join(filter(None, map(normalize_word, segment.text.split())))
         looped = _looped(segment.text) or text in loops or (
             text == previous and segment.compression_ratio > LOOP_RATIO
         )
