@@ -51,7 +51,7 @@ def _heard_words(
 
     One pass over the whole song, each window conditioned on the text before it: cutting the song
     in two halves transcribed side by side was measured 18% faster but less accurate (the second
-    half starts without context; pooled onset error 0.128 s against 0.124 s, see README).
+    half starts without context; pooled onset error 0.128 s against 0.124 s, see benchmarks/ALIGNMENT.md).
     """
     duration = max(len(audio) / SAMPLE_RATE, 1e-6)
     segments, info = model.transcribe(
