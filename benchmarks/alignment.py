@@ -81,7 +81,8 @@ def pooled_line(label: str, errors: list[float], total: int) -> str:
         return f"{label:<34} words={total} (nothing paired)"
     e = np.array(errors)
     return (f"{label:<34} words={total:5d} paired={e.size:5d} mean={e.mean():.3f}s median={np.median(e):.3f}s "
-            f"<=0.3s={(e <= 0.3).sum() / total:6.1%} <=1.0s={(e <= 1.0).sum() / total:6.1%}")
+            f"<=0.3s={(e <= 0.3).sum() / total:6.1%} ({(e <= 0.3).sum()}) <=1.0s={(e <= 1.0).sum() / total:6.1%} "
+            f"({total - (e <= 1.0).sum()} off)")
 
 
 def paired_errors(predicted: list[tuple[str, float]], reference: list[tuple[str, float]]) -> dict[int, float]:
