@@ -4,7 +4,8 @@ For every song in ../shared/data/songs-en (English, words.json) and ../shared/da
 (French/Spanish/German, words.txt + words.csv): decode the mix, separate vocals with Spleeter,
 decode the vocals stem at 16 kHz mono as the worker does, then
 - known-lyrics mode: ``align(vocals, lyrics.txt, model)`` and JamendoLyrics word-onset metrics
-  (mean / median absolute onset error, share within 0.3 s and 1.0 s), per song and pooled;
+  (mean / median absolute onset error, share within 0.3 s and 1.0 s), per song and pooled, and
+  the same for word ends (the references' word ends: UltraStar note ends, JamendoLyrics annotations);
 - transcription mode: ``transcribe(vocals, model)`` and WER against the lyrics.txt words.
 The Whisper model per language is the product default (``whisper_models.default_model``).
 
@@ -45,6 +46,7 @@ class Song:
     audio: Path
     lyrics: str
     reference: list[tuple[str, float]]  # (word, onset seconds)
+    ends: list[float]  # the reference words' ends (seconds)
 
 
 def _audio_file(folder: Path) -> Path:
@@ -57,8 +59,9 @@ def load_songs(pattern: str | None) -> list[Song]:
         if not folder.is_dir():
             continue
         data = json.loads((folder / "words.json").read_text(encoding="utf-8"))
-        ref = [(w["text"], float(w["start"])) for line in data["lines"] for w in line["words"]]
-        songs.append(Song(folder.name, "en", _audio_file(folder), (folder / "lyrics.txt").read_text("utf-8"), ref))
+        words = [w for line in data["lines"] for w in line["words"]]
+        songs.append(Song(folder.name, "en", _audio_file(folder), (folder / "lyrics.txt").read_text("utf-8"),
+                          [(w["text"], float(w["start"])) for w in words], [float(w["end"]) for w in words]))
     for folder in sorted((DATA / "songs-multi").iterdir()):
         if not folder.is_dir():
             continue
@@ -66,11 +69,12 @@ def load_songs(pattern: str | None) -> list[Song]:
         language = next(code for name, code in LANGUAGES.items() if f"language: {name}" in source)
         words = (folder / "words.txt").read_text(encoding="utf-8").split()
         with open(folder / "words.csv", newline="", encoding="utf-8") as fh:
-            starts = [float(row["word_start"]) for row in csv.DictReader(fh)]
+            rows = list(csv.DictReader(fh))
+        starts = [float(row["word_start"]) for row in rows]
         if len(words) != len(starts):
             raise ValueError(f"{folder.name}: {len(words)} words in words.txt but {len(starts)} rows in words.csv")
         songs.append(Song(folder.name, language, _audio_file(folder), (folder / "lyrics.txt").read_text("utf-8"),
-                          list(zip(words, starts, strict=True))))
+                          list(zip(words, starts, strict=True)), [float(row["word_end"]) for row in rows]))
     return [s for s in songs if not pattern or pattern in s.name]
 
 
@@ -91,6 +95,22 @@ def paired_errors(predicted: list[tuple[str, float]], reference: list[tuple[str,
 
     pairs = align_sequences([w for w, _ in predicted], [w for w, _ in reference])
     return {i: abs(predicted[i][1] - reference[j][1]) for i, j in pairs}
+
+
+def end_errors(predicted: list[tuple[str, float]], song: Song) -> list[float]:
+    """Absolute word-end errors (seconds) of the predicted (word, end) pairs matched with the reference."""
+    from app.audio.metrics import align_sequences
+
+    pairs = align_sequences([w for w, _ in predicted], [w for w, _ in song.reference])
+    return [abs(predicted[i][1] - song.ends[j]) for i, j in pairs]
+
+
+def ends_line(label: str, errors: list[float]) -> str:
+    import numpy as np
+
+    e = np.array(errors) if errors else np.array([np.nan])
+    return (f"{label:<34} words={e.size:5d} end mean={e.mean():.3f}s median={np.median(e):.3f}s "
+            f"<=0.3s={(e <= 0.3).mean():6.1%} ({(e <= 0.3).sum()}) >1.0s={(e > 1.0).sum()}")
 
 
 def review_counts(timing: Any, error: dict[int, float]) -> dict[str, int]:
@@ -200,8 +220,9 @@ def main() -> None:
 
     print("\n## Known lyrics (align): word-onset error vs reference")
     print(f"{'song':<48} {'lang':>4} {'model':>7} {'words':>5} {'paired':>6} {'mean s':>7} {'median':>7} "
-          f"{'<=0.3s':>7} {'<=1.0s':>7} {'time s':>7} {'x dur':>6}")
+          f"{'<=0.3s':>7} {'<=1.0s':>7} {'time s':>7} {'x dur':>6} {'end s':>6}")
     errors: dict[str, list[float]] = {"all": [], "en": [], "multi": []}
+    end_errs: dict[str, list[float]] = {"all": [], "en": [], "multi": []}
     totals = {"all": 0, "en": 0, "multi": 0}
     align_time = {"all": 0.0, "en": 0.0, "multi": 0.0}
     review: dict[str, int] = {}
@@ -213,21 +234,26 @@ def main() -> None:
         report = onset_report(predicted, song.reference)
         by_word = paired_errors(predicted, song.reference)
         errs = list(by_word.values())
+        ends = end_errors([(w.text, w.end - args.shift) for w in timing.words], song)
         for group in ("all", "en" if song.language == "en" else "multi"):
             errors[group] += errs
+            end_errs[group] += ends
             totals[group] += len(song.reference)
             align_time[group] += elapsed
         for key, value in review_counts(timing, by_word).items():
             review[key] = review.get(key, 0) + value
         print(f"{song.name[:48]:<48} {song.language:>4} {names[song.language]:>7} {report.words:5d} {report.paired:6d} "
               f"{report.mean_abs:7.3f} {report.median_abs:7.3f} {report.within_0_3:7.1%} {report.within_1_0:7.1%} "
-              f"{elapsed:7.1f} {elapsed / durations[song.name]:6.3f}", flush=True)
+              f"{elapsed:7.1f} {elapsed / durations[song.name]:6.3f} {sum(ends) / max(len(ends), 1):6.3f}", flush=True)
     total_dur = {"all": sum(durations.values()), "en": sum(durations[s.name] for s in songs if s.language == "en")}
     total_dur["multi"] = total_dur["all"] - total_dur["en"]
     for group, label in (("all", "POOLED all"), ("en", "POOLED English"), ("multi", "POOLED multilingual")):
         if totals[group]:
             print(pooled_line(label, errors[group], totals[group])
                   + f"  time={align_time[group]:.1f}s x dur={align_time[group] / total_dur[group]:.3f}")
+    for group, label in (("all", "WORD ENDS all"), ("en", "WORD ENDS English"), ("multi", "WORD ENDS multilingual")):
+        if end_errs[group]:
+            print(ends_line(label, end_errs[group]))
     if r := review:
         print(f"REVIEW FLAGS (needs_review): {r['flagged']}/{r['lines']} lines flagged "
               f"({r['flagged'] / max(r['lines'], 1):.1%}); they hold {r['lines_1s_flagged']}/{r['lines_1s']} "

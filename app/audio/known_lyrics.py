@@ -70,7 +70,8 @@ def align(
     drift is caught: the aligned words far from their estimates, piled onto a neighbour, given no
     time or cut off from their line are aligned again in windows of their own between the words
     kept, else placed from those (:mod:`app.audio.drift`). Onsets are corrected for the model's
-    bias and moved out of silences detected on the vocals.
+    bias and moved out of silences detected on the vocals; word ends follow the voice (a held
+    note is held to its end, an instrumental break is not part of a word).
 
     ``previous`` (an earlier timing of these lyrics, or one imported from LRC / UltraStar) replaces
     the transcription: with ``keep_unchanged`` its lines whose text is unchanged keep their timing
@@ -153,6 +154,7 @@ def align(
         start = max(times[i][0], estimates[i][0] - bias)  # not before the estimate, packed before its line
         times[i] = (start, max(times[i][1], start))
     times = alignment.monotonic(between_kept(times, fixed))
+    times = alignment.voiced_ends(times, speech, keep=fixed)
     confidence = _confidences(source, timed, heard_at, fixed, realigned)
     review = [
         kept_flags[k] if k in kept_flags

@@ -11,6 +11,7 @@ from app.audio.alignment import (
     reconcile,
     skip_leading_pauses,
     snap_to_speech,
+    voiced_ends,
 )
 from app.audio.estimates import estimate_times
 from app.audio.vocals import VAD_FRAME_S, SpeechMap
@@ -261,6 +262,35 @@ def test_snap_moves_onsets_out_of_silence():
     (start, end), (s2, e2) = snap_to_speech([(1.2, 2.5), (2.2, 4.0)], speech)
     assert abs(start - 2.0) < 0.05 and end == 2.5
     assert s2 == 2.2 and abs(e2 - 3.0) < 0.05
+
+
+def test_a_line_end_holds_its_note_until_the_voice_stops():
+    # "love" aligned 10.0-10.4 s, but the voice holds it to 13.0 s; the next line starts at 15.0 s
+    speech = _speech(20.0, [(9.0, 13.0), (15.0, 16.0)])
+    times = [(9.2, 10.0), (10.0, 10.4), (15.0, 15.5)]
+    (_, mid_end), (start, end), nxt = voiced_ends(times, speech)
+    assert mid_end == 10.0  # a word followed by the next word in the same stretch keeps its end
+    assert start == 10.0 and abs(end - 13.0) < 0.05
+    assert nxt[0] == 15.0 and abs(nxt[1] - 16.0) < 0.05  # the song's last word holds its note too
+
+
+def test_a_word_does_not_run_on_over_an_instrumental_break():
+    # "home" sung 2.0-4.0 s, then 8 s of instrumental; placed up to the next word's onset at 12.0 s
+    speech = _speech(20.0, [(2.0, 4.0), (12.0, 13.0)])
+    (start, end), _ = voiced_ends([(2.1, 12.0), (12.0, 12.5)], speech)
+    assert start == 2.1 and abs(end - 4.0) < 0.05
+    # a breath shorter than the break is part of the word
+    speech = _speech(20.0, [(2.0, 4.0), (4.5, 6.0), (12.0, 13.0)])
+    assert abs(voiced_ends([(2.1, 6.0), (12.0, 12.5)], speech)[0][1] - 6.0) < 0.05
+
+
+def test_voiced_ends_leave_kept_words_and_the_next_onset_alone():
+    speech = _speech(20.0, [(1.0, 9.0)])
+    times = [(1.0, 2.0), (5.0, 5.5)]
+    assert voiced_ends(times, speech, keep={0, 1}) == times
+    (_, first_end), (_, last_end) = voiced_ends(times, speech)
+    assert first_end == 2.0  # the voice runs on into the next word: not extended past it
+    assert abs(last_end - 9.0) < 0.05
 
 
 def test_rate_consistent_drops_a_passage_squeezed_into_a_short_pause():
