@@ -283,9 +283,8 @@ def voiced_ends(
         if i in keep:
             out.append((start, end))
             continue
-        new_end = end
-        if speech.is_speech(end) and speech.run_end(end) < following:
-            new_end = max(end, speech.run_end(end))
+        held_to = speech.run_end(end)  # ``end`` itself where the voice is silent
+        new_end = held_to if held_to < following else end
         onset_run = next((r for r in regions if r[1] > start), None)  # the stretch the onset is in, or the next
         if onset_run is not None and onset_run[0] < end and onset_run[1] < end:
             later = next((a for a, _ in regions if a >= onset_run[1]), end)
