@@ -265,11 +265,13 @@ def main() -> None:
     print(f"{'song':<48} {'lang':>4} {'model':>7} {'ref words':>9} {'hyp words':>9} {'WER':>7} {'time s':>7} "
           f"{'x dur':>6}")
     edits, ref_total, t_total = 0.0, 0, 0.0
+    heard_ends: list[float] = []
     for song in songs:
         started = time.perf_counter()
         timing = transcribe(vocals[song.name], models[song.language], language=song.language)
         elapsed = time.perf_counter() - started
         hyp = [w.text for w in timing.words]
+        heard_ends += end_errors([(w.text, w.end - args.shift) for w in timing.words], song)
         ref = [w for line in parse_lyrics(song.lyrics) for w in line]
         wer = word_error_rate(hyp, ref)
         edits += wer * len(ref)
@@ -279,6 +281,7 @@ def main() -> None:
               f"{wer:7.1%} {elapsed:7.1f} {elapsed / durations[song.name]:6.3f}", flush=True)
     print(f"{'POOLED WER (edits / ref words)':<48} {'':>4} {'':>7} {ref_total:9d} {'':>9} "
           f"{edits / max(ref_total, 1):7.1%} {t_total:7.1f} {t_total / total_dur['all']:6.3f}")
+    print(ends_line("WORD ENDS (words paired with the lyrics)", heard_ends))
 
 
 if __name__ == "__main__":

@@ -52,7 +52,8 @@ def transcribe(
     ``language`` is an ISO 639-1 code or None (detected; English-only models assume "en").
     Progress goes to ``on_progress(fraction, "transcribing")``; a JobCanceled raised there stops.
     Times are seconds, corrected by the model's onset bias; onsets in silence and word ends that
-    run into silence (voice activity of the stem) are pulled in before lines are formed.
+    run into silence (voice activity of the stem) are pulled in before lines are formed, and then
+    word ends follow the voice (:func:`app.audio.alignment.voiced_ends`).
     """
     audio = to_16k_mono(wf)
     if not getattr(model.model, "is_multilingual", True):
@@ -65,5 +66,10 @@ def transcribe(
     words = [
         Word(w["text"], float(s), float(e), float(w["p"])) for w, (s, e) in zip(heard, times, strict=True)
     ]
+    lines = _lines_from_words(words)  # broken at the pauses heard, before the ends follow the voice
+    for word, (_, end) in zip(words, alignment.voiced_ends([(w.start, w.end) for w in words], speech), strict=True):
+        word.end = end
+    for line in lines:
+        line.end = line.words[-1].end
     on_progress(1.0, "transcribing")
-    return LyricsTiming(language or detected, _lines_from_words(words), {"transcription": model_name(model)})
+    return LyricsTiming(language or detected, lines, {"transcription": model_name(model)})
