@@ -156,12 +156,13 @@ def main() -> None:
     import torch
 
     from app.audio import separation, whisper_models
-    from app.audio.io import decode, write_audio
+    from app.audio.io import decode
     from app.audio.known_lyrics import align
     from app.audio.lyrics import parse_lyrics
     from app.audio.metrics import onset_report, word_error_rate
     from app.audio.transcribe import transcribe
     from app.audio.types import Waveform
+    from app.audio.writing import write_audio
 
     torch.set_num_threads(THREADS)
     models_dir = Path(args.models_dir)

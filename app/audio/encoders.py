@@ -1,4 +1,4 @@
-"""Encoders behind ``io.write_audio``: each writes a file that decodes sample-aligned with its input.
+"""Encoders behind ``writing.write_audio``: each writes a file that decodes sample-aligned with its input.
 
 Lossy codecs add samples: an encoder delay (priming) before the audio and padding after it, up to a
 whole codec frame. Each format here carries the metadata that lets decoders remove both, so a
@@ -22,6 +22,8 @@ from pathlib import Path
 import av
 import numpy as np
 import soundfile as sf
+
+from app.audio.resampling import StreamResampler
 
 LOSSY_FORMATS = ("mp3", "m4a", "ogg")
 LOSSLESS_FORMATS = ("wav", "flac")
@@ -92,8 +94,6 @@ class _FfmpegEncoder(Encoder):
 
     def __init__(self, path: Path, channels: int, sample_rate: int, container: str, codec: str,
                  bitrate_kbps: int, rates: tuple[int, ...], options: dict[str, str]) -> None:
-        from app.audio.io import StreamResampler
-
         self.path, self.codec = path, codec
         self.resampler = None if sample_rate in rates else StreamResampler(channels, sample_rate, 44100)
         self.rate = sample_rate if self.resampler is None else 44100

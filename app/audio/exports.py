@@ -200,7 +200,8 @@ def write_karaoke_files(
 
     Returns the paths by key. Raises ValueError for an empty slug or an unwritable waveform.
     """
-    from app.audio.io import probe, write_audio
+    from app.audio.io import probe
+    from app.audio.writing import write_audio
 
     if not slug or "/" in slug or "\\" in slug or slug.startswith("."):
         raise ValueError(f"unsafe slug {slug!r}; use slugify()")

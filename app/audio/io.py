@@ -1,17 +1,16 @@
-"""Reading and writing audio files with PyAV (FFmpeg) and soundfile.
+"""Reading audio files with PyAV (FFmpeg): probing, integrity checks and decoding.
 
 Everything is float32 ``(channels, frames)``. Decoding goes through FFmpeg, which trims the MP3
 encoder delay (from the LAME/Xing header) and the AAC priming (from the MP4 edit list), so decoded
 audio is sample-aligned with what was encoded; karaoke timing depends on that. MP4/M4A audio is also
 cut to the duration its header declares (FFmpeg keeps the last frame's padding). Writing is in
-``app.audio.encoders``: every format it writes carries the delay/padding metadata (LAME header,
-edit list + iTunSMPB, Ogg granule positions), so any decoder gets the samples back at lag 0.
+``app.audio.writing`` (encoders in ``app.audio.encoders``): every format it writes carries the
+delay/padding metadata (LAME header, edit list + iTunSMPB, Ogg granule positions), so any decoder
+gets the samples back at lag 0. Resampling is in ``app.audio.resampling``.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,14 +20,6 @@ import numpy as np
 from av.audio.stream import AudioStream
 from av.container import InputContainer
 
-from app.audio import encoders
-from app.audio.encoders import (
-    BITRATE_RANGES_KBPS,
-    DEFAULT_BITRATE_KBPS,
-    LOSSY_FORMATS,
-    MP3_SAMPLE_RATES,  # noqa: F401  (re-exported)
-    SAMPLE_FORMATS,
-)
 from app.audio.integrity import (
     expected_packet_bytes,
     has_vbr_header,
@@ -37,7 +28,6 @@ from app.audio.integrity import (
 )
 from app.audio.types import AudioDecodeError, AudioInfo, Waveform
 
-WRITE_FORMATS = ("wav", "flac", "mp3", "m4a", "ogg")
 # Containers whose declared duration comes from a header (not guessed from the bitrate), so that
 # decoding much less than it means the file was cut off.
 _EXACT_DURATION_FORMATS = ("w64", "flac", "mov", "mp4", "m4a", "matroska", "webm", "aiff", "caf", "ogg")
@@ -82,173 +72,6 @@ def decode(path: str | Path, sample_rate: int | None = None, channels: int | Non
     samples, info = _read(Path(path), rate=sample_rate, keep=True, channels=channels)
     assert samples is not None  # _read raises when nothing was decoded
     return Waveform(samples=_map_channels(samples, channels), sample_rate=sample_rate or info.sample_rate)
-
-
-def write_audio(
-    path: str | Path,
-    wf: Waveform,
-    fmt: str | None = None,
-    bitrate_kbps: int = DEFAULT_BITRATE_KBPS,
-    sample_format: str = "s16",
-) -> Path:
-    """Write ``wf`` atomically as ``fmt``: "wav" / "flac" (``sample_format`` "s16" or "s24" PCM, or
-    "f32" float for WAV), or "mp3" / "m4a" (AAC) / "ogg" (Vorbis) at ``bitrate_kbps``.
-
-    ``fmt`` defaults to the path's suffix. Samples are clipped to [-1, 1]. Every format decodes
-    sample-aligned with ``wf`` (lag 0, same length; see ``app.audio.encoders``). The file is written
-    under a temporary name in the same folder and renamed into place, so readers never see a
-    partial file. Lossy formats take 1 or 2 channels; a rate the codec cannot encode is resampled
-    to 44100 Hz. ``sample_format`` applies to WAV/FLAC only, ``bitrate_kbps`` to lossy formats only
-    (``BITRATE_RANGES_KBPS``). Raises ``ValueError`` for an unknown format or sample format, a
-    bitrate out of range, or a lossy file with more than 2 channels.
-    """
-    with AudioWriter(path, wf.channels, wf.sample_rate, fmt, bitrate_kbps, sample_format) as writer:
-        writer.write(wf.samples)
-    return writer.path
-
-
-class AudioWriter:
-    """``write_audio`` for audio that arrives in blocks: ``write`` each block, then ``close``.
-
-    Checks its arguments as ``write_audio`` does, encodes under a temporary name next to ``path``
-    and renames it into place at ``close``; ``abort`` (or leaving a ``with`` block by an exception)
-    deletes it, so ``path`` is either whole or untouched. Memory does not grow with the length.
-    """
-
-    def __init__(self, path: str | Path, channels: int, sample_rate: int, fmt: str | None = None,
-                 bitrate_kbps: int = DEFAULT_BITRATE_KBPS, sample_format: str = "s16") -> None:
-        self.path = Path(path)
-        fmt = (fmt or self.path.suffix.lstrip(".")).lower()
-        if fmt not in WRITE_FORMATS:
-            raise ValueError(f"cannot write audio format {fmt!r}; choose one of {', '.join(WRITE_FORMATS)}")
-        if fmt in LOSSY_FORMATS:
-            if channels not in (1, 2):
-                raise ValueError(f"{fmt.upper()} holds 1 or 2 channels, got {channels}")
-            low, high = BITRATE_RANGES_KBPS[fmt]
-            if not low <= bitrate_kbps <= high:
-                raise ValueError(f"{fmt.upper()} bitrate must be {low}..{high} kbps, got {bitrate_kbps}")
-        elif sample_format not in SAMPLE_FORMATS[fmt]:
-            raise ValueError(f"{fmt.upper()} takes sample_format {' / '.join(SAMPLE_FORMATS[fmt])}, "
-                             f"got {sample_format!r}")
-        self.channels = channels
-        self.tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.part")
-        self._encoder: encoders.Encoder | None = None
-        try:
-            self._encoder = encoders.open_encoder(self.tmp, fmt, channels, sample_rate, bitrate_kbps, sample_format)
-        except BaseException:
-            self.tmp.unlink(missing_ok=True)
-            raise
-
-    def write(self, samples: np.ndarray) -> None:
-        """Append float32 ``(channels, n)`` samples (clipped to [-1, 1], NaN as 0)."""
-        if self._encoder is None:
-            raise ValueError(f"{self.path.name}: the writer is closed")
-        if samples.ndim != 2 or samples.shape[0] != self.channels:
-            raise ValueError(f"expected ({self.channels}, n) samples, got {samples.shape}")
-        try:
-            self._encoder.write(np.clip(np.nan_to_num(samples.astype(np.float32, copy=False)), -1.0, 1.0))
-        except BaseException:
-            self.abort()
-            raise
-
-    def close(self) -> Path:
-        """Finish the file and rename it into place; returns its path."""
-        encoder, self._encoder = self._encoder, None
-        if encoder is None:
-            return self.path
-        try:
-            encoder.close()
-            os.replace(self.tmp, self.path)
-        except BaseException:
-            self.tmp.unlink(missing_ok=True)
-            raise
-        return self.path
-
-    def abort(self) -> None:
-        """Stop writing and delete the partial file (``path`` is left as it was)."""
-        encoder, self._encoder = self._encoder, None
-        try:
-            if encoder is not None:
-                encoder.abort()
-        except Exception:  # noqa: BLE001 - the file is being thrown away anyway
-            pass
-        finally:
-            self.tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> AudioWriter:
-        return self
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-
-def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    """Resample float32 ``(channels, frames)`` from ``from_rate`` to ``to_rate`` Hz (FFmpeg swr).
-
-    The result is time-aligned with the input (no filter delay) and has exactly
-    ``round(frames * to_rate / from_rate)`` frames.
-    """
-    if from_rate == to_rate:
-        return samples.astype(np.float32, copy=False)
-    resampler = StreamResampler(samples.shape[0], from_rate, to_rate)
-    return np.concatenate([resampler.push(samples), resampler.finish()], axis=1)
-
-
-class StreamResampler:
-    """``resample`` block by block: feed blocks with ``push``, then ``finish``; the concatenated
-    output is what ``resample`` returns for the concatenated input (same samples, same length).
-
-    FFmpeg holds back a few samples per call, so a block out may be shorter than the block in;
-    ``finish`` returns the rest, padded or cut to ``round(total_in * to_rate / from_rate)`` in all.
-    """
-
-    def __init__(self, channels: int, from_rate: int, to_rate: int) -> None:
-        self.channels, self.from_rate, self.to_rate = channels, from_rate, to_rate
-        self.frames_in = self.frames_out = 0
-        # one mono pass per channel: any channel count works, and no layout mixing happens
-        self._swr = [av.AudioResampler(format="fltp", layout="mono", rate=to_rate) for _ in range(channels)]
-
-    def push(self, block: np.ndarray) -> np.ndarray:
-        """Resample the next ``(channels, n)`` block; returns what FFmpeg let out so far."""
-        self.frames_in += block.shape[1]
-        if self.from_rate == self.to_rate:
-            return self._count(block.astype(np.float32, copy=False))
-        if block.shape[1] == 0:
-            return np.zeros((self.channels, 0), np.float32)
-        outs = []
-        for channel, swr in zip(block, self._swr, strict=True):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(channel[None, :], np.float32),
-                                               format="fltp", layout="mono")
-            frame.sample_rate = self.from_rate
-            outs.append(_frames_array(swr.resample(frame)))
-        return self._count(_stack(outs))
-
-    def finish(self) -> np.ndarray:
-        """Flush FFmpeg and return the last samples, so the total is exactly the target length."""
-        target = round(self.frames_in * self.to_rate / self.from_rate)
-        tail = (_stack([_frames_array(swr.resample(None)) for swr in self._swr])
-                if self.from_rate != self.to_rate and self.frames_in else np.zeros((self.channels, 0), np.float32))
-        want = target - self.frames_out
-        tail = tail[:, :max(want, 0)]
-        if tail.shape[1] < want:
-            tail = np.pad(tail, ((0, 0), (0, want - tail.shape[1])))
-        return self._count(tail)
-
-    def _count(self, out: np.ndarray) -> np.ndarray:
-        self.frames_out += out.shape[1]
-        return out
-
-
-def _frames_array(frames: list[av.AudioFrame]) -> np.ndarray:
-    return np.concatenate([f.to_ndarray()[0] for f in frames]) if frames else np.zeros(0, np.float32)
-
-
-def _stack(channels: list[np.ndarray]) -> np.ndarray:
-    n = min(len(c) for c in channels)  # equal in practice: every channel's resampler saw the same input
-    return np.stack([c[:n] for c in channels]).astype(np.float32, copy=False)
 
 
 def iter_blocks(path: str | Path, block_frames: int = 1 << 16) -> Iterator[np.ndarray]:

@@ -96,7 +96,7 @@ class SpeechMap:
 
 def to_16k_mono(wf: Waveform) -> np.ndarray:
     """The waveform as float32 mono at 16 kHz (channel mean, FFmpeg resampler, no added delay)."""
-    from app.audio.io import resample
+    from app.audio.resampling import resample
 
     mono = wf.mono()[None, :]
     return np.ascontiguousarray(resample(mono, wf.sample_rate, SAMPLE_RATE)[0], dtype=np.float32)

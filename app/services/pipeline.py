@@ -20,12 +20,13 @@ import numpy as np
 from flask import current_app
 
 from app.audio import separation, whisper_models
-from app.audio.io import AudioWriter, decode
+from app.audio.io import decode
 from app.audio.separation import quality as separation_quality
 from app.audio.separation import streaming
 from app.audio.separation.channels import downmix_stereo
 from app.audio.timed_lyrics import imported_timing, lyrics_text, timing_format
 from app.audio.types import LyricsTiming
+from app.audio.writing import AudioWriter
 from app.errors import ApiError
 from app.extensions import db
 from app.models import Artifact, Job, Song

@@ -12,7 +12,7 @@ from typing import Any
 
 from app.audio import separation
 from app.audio.encoders import BITRATE_RANGES_KBPS, DEFAULT_BITRATE_KBPS, LOSSY_FORMATS, SAMPLE_FORMATS
-from app.audio.io import WRITE_FORMATS
+from app.audio.writing import WRITE_FORMATS
 from app.errors import ApiError
 
 DEFAULTS: dict[str, Any] = {"stems": "two", "format": "flac", "sample_format": "s16", "bitrate": None,

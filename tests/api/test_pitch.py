@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from app.audio.io import write_audio
 from app.audio.types import Line, LyricsTiming, Waveform, Word
 from app.audio.ultrastar import parse_ultrastar
+from app.audio.writing import write_audio
 from app.extensions import db
 from app.models import Artifact, Song
 from app.services.jobs import Progress, create_job

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 from mutagen.mp4 import MP4
 
-from app.audio import io
+from app.audio import io, writing
 from app.audio.encoders import AAC_FRAME, vorbis_quality
 from app.audio.types import Waveform
 
@@ -33,7 +33,7 @@ def excerpt(data_dir: Path) -> Waveform:
      ("flac", "s24", 2.0**-22)],
 )
 def test_pcm_formats_are_exact(excerpt: Waveform, tmp_path: Path, fmt: str, sample_format: str, atol: float) -> None:
-    path = io.write_audio(tmp_path / f"x.{fmt}", excerpt, sample_format=sample_format)
+    path = writing.write_audio(tmp_path / f"x.{fmt}", excerpt, sample_format=sample_format)
     subtype = {"s16": "PCM_16", "s24": "PCM_24", "f32": "FLOAT"}[sample_format]
     assert sf.info(path).subtype == subtype
     for back in (io.decode(path).samples, sf.read(path, dtype="float32", always_2d=True)[0].T):
@@ -48,7 +48,7 @@ def test_lossy_formats_decode_at_lag_zero_with_the_same_length(
     excerpt: Waveform, tmp_path: Path, fmt: str, kbps: int, channels: int
 ) -> None:
     source = Waveform(excerpt.samples[:channels], excerpt.sample_rate)
-    path = io.write_audio(tmp_path / f"x.{fmt}", source, bitrate_kbps=kbps)
+    path = writing.write_audio(tmp_path / f"x.{fmt}", source, bitrate_kbps=kbps)
     back = io.decode(path)
     assert (back.sample_rate, back.channels, back.frames) == (source.sample_rate, channels, source.frames)
     assert xcorr_lag(source.samples, back.samples) == 0
@@ -57,7 +57,7 @@ def test_lossy_formats_decode_at_lag_zero_with_the_same_length(
 
 
 def test_ogg_reads_back_the_same_with_libsndfile(excerpt: Waveform, tmp_path: Path) -> None:
-    path = io.write_audio(tmp_path / "x.ogg", excerpt)
+    path = writing.write_audio(tmp_path / "x.ogg", excerpt)
     back = sf.read(path, dtype="float32", always_2d=True)[0].T
     assert back.shape == excerpt.samples.shape
     assert xcorr_lag(excerpt.samples, back) == 0 and correlation(excerpt.samples, back) > 0.98
@@ -65,7 +65,7 @@ def test_ogg_reads_back_the_same_with_libsndfile(excerpt: Waveform, tmp_path: Pa
 
 def test_mp3_reads_back_the_same_with_libsndfile(excerpt: Waveform, tmp_path: Path) -> None:
     """libsndfile decodes MP3 with mpg123, which reads the LAME header's delay and padding itself."""
-    path = io.write_audio(tmp_path / "x.mp3", excerpt)
+    path = writing.write_audio(tmp_path / "x.mp3", excerpt)
     back = sf.read(path, dtype="float32", always_2d=True)[0].T
     assert back.shape == excerpt.samples.shape
     assert xcorr_lag(excerpt.samples, back) == 0 and correlation(excerpt.samples, back) > 0.98
@@ -73,7 +73,7 @@ def test_mp3_reads_back_the_same_with_libsndfile(excerpt: Waveform, tmp_path: Pa
 
 def test_m4a_carries_itunsmpb_and_an_exact_duration(excerpt: Waveform, tmp_path: Path) -> None:
     """Players that read iTunSMPB (Apple, foobar2000, Rockbox) skip ``delay`` and keep ``frames``."""
-    path = io.write_audio(tmp_path / "x.m4a", excerpt)
+    path = writing.write_audio(tmp_path / "x.m4a", excerpt)
     mp4 = MP4(path)
     fields = bytes(mp4.tags["----:com.apple.iTunes:iTunSMPB"][0]).decode().split()
     delay, padding, frames = int(fields[1], 16), int(fields[2], 16), int(fields[3], 16)
@@ -88,7 +88,7 @@ def test_lossy_rates_the_codec_lacks_are_resampled(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     wf = Waveform((0.1 * rng.standard_normal((2, 50000 * 2))).astype(np.float32), 50000)
     for fmt, rate in (("m4a", 44100), ("ogg", 50000)):
-        info = io.probe(io.write_audio(tmp_path / f"odd.{fmt}", wf))
+        info = io.probe(writing.write_audio(tmp_path / f"odd.{fmt}", wf))
         assert info.sample_rate == rate and info.duration_s == pytest.approx(2.0, abs=1e-3)
 
 
@@ -107,5 +107,5 @@ def test_ogg_bitrate_maps_to_vorbis_quality() -> None:
 )
 def test_bad_settings_are_refused(tmp_path: Path, fmt: str, kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        io.write_audio(tmp_path / f"x.{fmt}", Waveform(np.zeros((2, 10), np.float32), 44100), **kwargs)
+        writing.write_audio(tmp_path / f"x.{fmt}", Waveform(np.zeros((2, 10), np.float32), 44100), **kwargs)
     assert list(tmp_path.iterdir()) == []

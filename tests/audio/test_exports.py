@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from mutagen.id3 import ID3
 
-from app.audio import io
+from app.audio import io, writing
 from app.audio.exports import (
     id3_language,
     lrc_time,
@@ -110,7 +110,7 @@ def test_json_round_trip():
 
 
 def _silent_mp3(path: Path, seconds: float = 2.0) -> Path:
-    return io.write_audio(path, Waveform(np.zeros((2, int(44100 * seconds)), np.float32), 44100), "mp3")
+    return writing.write_audio(path, Waveform(np.zeros((2, int(44100 * seconds)), np.float32), 44100), "mp3")
 
 
 def test_tag_karaoke_mp3_sylt_and_uslt(tmp_path):
@@ -197,8 +197,9 @@ def test_karaoke_mp3_from_an_encoded_mp3_is_copied_not_reencoded(tmp_path):
     import numpy as np
 
     from app.audio.exports import write_karaoke_files
-    from app.audio.io import decode, write_audio
+    from app.audio.io import decode
     from app.audio.types import Line, LyricsTiming, Waveform, Word
+    from app.audio.writing import write_audio
 
     rng = np.random.default_rng(0)
     source = write_audio(tmp_path / "inst.mp3", Waveform((rng.standard_normal((2, 44100 * 3)) * 0.1).astype(np.float32),

@@ -1,4 +1,5 @@
-"""Decoding, probing and writing audio (app.audio.io) on real recordings from ../shared/data."""
+"""Decoding, probing (app.audio.io), writing (app.audio.writing) and resampling (app.audio.resampling) audio
+on real recordings from ../shared/data."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from app.audio import io
+from app.audio import encoders, io, resampling, writing
 from app.audio.types import AudioDecodeError, Waveform
 from tests.audio.signal_checks import correlation, xcorr_lag
 
@@ -47,7 +48,7 @@ def test_decode_resamples_and_downmixes(data_dir: Path) -> None:
     wf = io.decode(data_dir / MIX, sample_rate=16000, channels=1)
     assert wf.sample_rate == 16000 and wf.channels == 1
     assert wf.frames == round(native.frames * 16000 / 44100)
-    back = io.resample(wf.samples, 16000, 44100)
+    back = resampling.resample(wf.samples, 16000, 44100)
     assert xcorr_lag(native.mono(), back[0]) == 0
 
 
@@ -60,7 +61,7 @@ def test_resample_keeps_time_alignment() -> None:
     impulse = np.zeros((1, 44100), np.float32)
     impulse[0, 22050] = 1.0
     for rate in (16000, 22050, 48000):
-        out = io.resample(impulse, 44100, rate)
+        out = resampling.resample(impulse, 44100, rate)
         assert out.shape == (1, round(44100 * rate / 44100))
         assert abs(int(np.argmax(np.abs(out[0]))) - 0.5 * rate) <= 1
 
@@ -139,7 +140,7 @@ def test_raw_aac_cut_mid_frame_is_refused(data_dir: Path, tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("fmt", ["wav", "flac"])
 def test_lossless_files_cut_in_half_are_refused(data_dir: Path, tmp_path: Path, fmt: str) -> None:
-    whole = io.write_audio(tmp_path / f"whole.{fmt}", io.decode(data_dir / MIX))
+    whole = writing.write_audio(tmp_path / f"whole.{fmt}", io.decode(data_dir / MIX))
     path = _cut(whole, tmp_path / f"cut.{fmt}", whole.stat().st_size // 2)
     with pytest.raises(AudioDecodeError, match="truncated"):
         io.probe(path)
@@ -167,7 +168,7 @@ def test_round_trip_is_sample_aligned(
     data_dir: Path, tmp_path: Path, fmt: str, rate: int, channels: int
 ) -> None:
     wf = io.decode(data_dir / MIX, sample_rate=rate, channels=channels)
-    path = io.write_audio(tmp_path / f"out.{fmt}", wf)
+    path = writing.write_audio(tmp_path / f"out.{fmt}", wf)
     back = io.decode(path)
     assert (back.sample_rate, back.channels, back.frames) == (rate, channels, wf.frames)
     assert xcorr_lag(wf.samples, back.samples) == 0
@@ -180,7 +181,7 @@ def test_round_trip_is_sample_aligned(
 def test_mp3_bitrate_and_unsupported_rate(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     wf = Waveform((0.1 * rng.standard_normal((2, 96000 * 2))).astype(np.float32), 96000)
-    path = io.write_audio(tmp_path / "hi.mp3", wf, bitrate_kbps=128)
+    path = writing.write_audio(tmp_path / "hi.mp3", wf, bitrate_kbps=128)
     info = io.probe(path)
     assert info.sample_rate == 44100 and info.duration_s == pytest.approx(2.0, abs=1e-3)
     assert path.stat().st_size == pytest.approx(128_000 / 8 * 2, rel=0.1)
@@ -188,7 +189,7 @@ def test_mp3_bitrate_and_unsupported_rate(tmp_path: Path) -> None:
 
 def test_write_is_atomic_and_cleans_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     wf = Waveform(np.zeros((2, 4410), np.float32), 44100)
-    io.write_audio(tmp_path / "ok.flac", wf)
+    writing.write_audio(tmp_path / "ok.flac", wf)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.flac"]
 
     def broken(self: object, samples: np.ndarray) -> None:
@@ -196,22 +197,22 @@ def test_write_is_atomic_and_cleans_up(tmp_path: Path, monkeypatch: pytest.Monke
         Path(self.path).write_bytes(b"half an mp3")  # type: ignore[attr-defined]
         raise OSError("disk full")
 
-    monkeypatch.setattr(io.encoders._FfmpegEncoder, "write", broken)
+    monkeypatch.setattr(encoders._FfmpegEncoder, "write", broken)
     with pytest.raises(OSError, match="disk full"):
-        io.write_audio(tmp_path / "bad.mp3", wf)
+        writing.write_audio(tmp_path / "bad.mp3", wf)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.flac"]
 
 
 def test_write_refuses_unknown_format_and_surround_mp3(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="aiff"):
-        io.write_audio(tmp_path / "x.aiff", Waveform(np.zeros((2, 10), np.float32), 44100))
+        writing.write_audio(tmp_path / "x.aiff", Waveform(np.zeros((2, 10), np.float32), 44100))
     with pytest.raises(ValueError, match="channels"):
-        io.write_audio(tmp_path / "x.mp3", Waveform(np.zeros((6, 10), np.float32), 44100))
+        writing.write_audio(tmp_path / "x.mp3", Waveform(np.zeros((6, 10), np.float32), 44100))
 
 
 def test_write_clips_out_of_range_samples(tmp_path: Path) -> None:
     wf = Waveform(np.full((1, 4410), 1.5, np.float32), 44100)
-    back = io.decode(io.write_audio(tmp_path / "loud.wav", wf))
+    back = io.decode(writing.write_audio(tmp_path / "loud.wav", wf))
     assert back.samples.max() <= 1.0 and back.samples.min() > 0.99
 
 
@@ -221,7 +222,7 @@ def test_mp3_stays_aligned_after_id3_lyrics_are_added(data_dir: Path, tmp_path: 
     from mutagen.id3 import ID3, SYLT, USLT, Encoding
 
     wf = io.decode(data_dir / MIX)
-    path = io.write_audio(tmp_path / "karaoke.mp3", wf)
+    path = writing.write_audio(tmp_path / "karaoke.mp3", wf)
     tags = ID3(path)
     tags.add(USLT(encoding=Encoding.UTF8, lang="eng", desc="", text="la la la\n" * 200))
     tags.add(SYLT(encoding=Encoding.UTF8, lang="eng", format=2, type=1, text=[("la", 1000)] * 300))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from app.audio import io, separation
+from app.audio import io, resampling, separation
 from app.audio.separation import UnknownModel
 from app.audio.types import JobCanceled, ModelUnavailable, Waveform
 from tests.audio.demucs_fixtures import make_demucs_repo, make_identity_demucs_repo
@@ -86,11 +86,11 @@ def test_spleeter_separates_the_excerpt_sample_aligned(excerpt: dict[str, Wavefo
 
 def test_spleeter_at_another_rate_and_mono(excerpt: dict[str, Waveform], tmp_path: Path) -> None:
     mix = excerpt["mixture"]
-    mono48 = Waveform(io.resample(mix.samples.mean(axis=0, keepdims=True), 44100, 48000), 48000)
+    mono48 = Waveform(resampling.resample(mix.samples.mean(axis=0, keepdims=True), 44100, 48000), 48000)
     stems = separation.separate(mono48, "spleeter", tmp_path)
     assert stems.vocals.samples.shape == mono48.samples.shape and stems.vocals.sample_rate == 48000
     np.testing.assert_allclose(stems.vocals.samples + stems.instrumental.samples, mono48.samples, atol=1e-5)
-    reference = io.resample(excerpt["vocals"].samples.mean(axis=0, keepdims=True), 44100, 48000)
+    reference = resampling.resample(excerpt["vocals"].samples.mean(axis=0, keepdims=True), 44100, 48000)
     assert xcorr_lag(reference, stems.vocals.samples) == 0
     assert correlation(stems.vocals.samples, reference) > 0.7
 
@@ -137,7 +137,7 @@ def test_demucs_path_is_sample_aligned(excerpt: dict[str, Waveform], tmp_path: P
     # The identity model returns its input as "vocals": whatever the wrapper does around the
     # network (48 kHz <-> 44.1 kHz, mono -> stereo pairs, normalisation, overlap-add) must undo.
     make_identity_demucs_repo(tmp_path, "htdemucs_ft")
-    mono48 = Waveform(io.resample(excerpt["mixture"].samples[:1], 44100, 48000), 48000)
+    mono48 = Waveform(resampling.resample(excerpt["mixture"].samples[:1], 44100, 48000), 48000)
     stems = separation.separate(mono48, "htdemucs_ft", tmp_path)
     assert stems.vocals.samples.shape == mono48.samples.shape
     assert xcorr_lag(mono48.samples, stems.vocals.samples) == 0

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from app.audio import io, separation
+from app.audio import io, separation, writing
 from app.audio.separation import demucs_engine, spleeter, streaming
 from app.audio.types import Waveform
 from tests.audio.demucs_fixtures import FOUR_SOURCES, IdentityDemucs, make_demucs_repo
@@ -71,7 +71,7 @@ def test_six_stem_model_gives_every_source(mix: Waveform, tmp_path: Path) -> Non
 @pytest.mark.parametrize("model", ["spleeter", "htdemucs"])
 def test_file_source_gives_what_the_array_gives(mix: Waveform, tmp_path: Path, model: str) -> None:
     make_demucs_repo(tmp_path, "htdemucs")
-    path = io.write_audio(tmp_path / "mix.flac", mix, sample_format="s24")
+    path = writing.write_audio(tmp_path / "mix.flac", mix, sample_format="s24")
     decoded = io.decode(path)
     expected = separation.separate(decoded, model, tmp_path)
     blocks: dict[str, list[np.ndarray]] = {}

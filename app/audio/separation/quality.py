@@ -50,7 +50,7 @@ class ReferenceFree:
     WINDOW_S = 120
 
     def __init__(self, sample_rate: int) -> None:
-        from app.audio.io import StreamResampler
+        from app.audio.resampling import StreamResampler
         from app.audio.vocals import SAMPLE_RATE, VAD_FRAME_S
 
         self.rate = SAMPLE_RATE  # of the analysis: 16 kHz mono, as the voice detector wants

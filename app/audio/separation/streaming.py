@@ -19,7 +19,8 @@ from typing import Protocol
 import av
 import numpy as np
 
-from app.audio.io import StreamResampler, iter_blocks
+from app.audio.io import iter_blocks
+from app.audio.resampling import StreamResampler
 from app.audio.separation.channels import merge_pairs, stereo_pairs
 
 BLOCK_FRAMES = 1 << 17  # ~3 s at 44.1 kHz per read
