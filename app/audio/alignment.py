@@ -7,6 +7,7 @@ voice-activity map lives in :mod:`app.audio.vocals`, the time estimates in
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Collection, Sequence
 
 import numpy as np
@@ -277,18 +278,22 @@ def voiced_ends(
     ends more than 1 s off 66 -> 44.
     """
     regions = speech.regions(REGION_GAP_S)
+    region_starts = [a for a, _ in regions]
+    region_ends = [b for _, b in regions]
     out: list[tuple[float, float]] = []
     for i, (start, end) in enumerate(times):
         following = times[i + 1][0] if i + 1 < len(times) else max(end, speech.duration)
         if i in keep:
             out.append((start, end))
             continue
-        held_to = speech.run_end(end)  # ``end`` itself where the voice is silent
-        new_end = held_to if held_to < following else end
-        onset_run = next((r for r in regions if r[1] > start), None)  # the stretch the onset is in, or the next
-        if onset_run is not None and onset_run[0] < end and onset_run[1] < end:
-            later = next((a for a, _ in regions if a >= onset_run[1]), end)
-            if min(later, end) - onset_run[1] >= min_pause:
-                new_end = min(new_end, max(onset_run[1], start))
+        new_end = end
+        k = bisect_right(region_starts, end) - 1  # the stretch the end is in, if any
+        if speech.is_speech(end) and k >= 0 and end <= region_ends[k] < following:
+            new_end = region_ends[k]
+        j = bisect_right(region_ends, start)  # the stretch the onset is in, or the next one
+        if j < len(regions) and region_starts[j] < end and region_ends[j] < end:
+            later = region_starts[j + 1] if j + 1 < len(regions) else end
+            if min(later, end) - region_ends[j] >= min_pause:
+                new_end = min(new_end, max(region_ends[j], start))
         out.append((start, max(start, min(new_end, following))))
     return out
