@@ -89,20 +89,14 @@ def pooled_line(label: str, errors: list[float], total: int) -> str:
             f"({total - (e <= 1.0).sum()} off)")
 
 
-def paired_errors(predicted: list[tuple[str, float]], reference: list[tuple[str, float]]) -> dict[int, float]:
-    """Predicted word index -> absolute onset error, for the words paired with the reference."""
+def paired_errors(words: list[Any], song: Song, shift: float = 0.0) -> tuple[dict[int, float], list[float]]:
+    """The timed ``words`` (``text``, ``start``, ``end``; ``shift`` seconds late) paired with the
+    reference by edit distance: word index -> absolute onset error, and the absolute end errors."""
     from app.audio.metrics import align_sequences
 
-    pairs = align_sequences([w for w, _ in predicted], [w for w, _ in reference])
-    return {i: abs(predicted[i][1] - reference[j][1]) for i, j in pairs}
-
-
-def end_errors(predicted: list[tuple[str, float]], song: Song) -> list[float]:
-    """Absolute word-end errors (seconds) of the predicted (word, end) pairs matched with the reference."""
-    from app.audio.metrics import align_sequences
-
-    pairs = align_sequences([w for w, _ in predicted], [w for w, _ in song.reference])
-    return [abs(predicted[i][1] - song.ends[j]) for i, j in pairs]
+    pairs = align_sequences([w.text for w in words], [w for w, _ in song.reference])
+    onsets = {i: abs(words[i].start - shift - song.reference[j][1]) for i, j in pairs}
+    return onsets, [abs(words[i].end - shift - song.ends[j]) for i, j in pairs]
 
 
 def ends_line(label: str, errors: list[float]) -> str:
@@ -233,9 +227,8 @@ def main() -> None:
         elapsed = time.perf_counter() - started
         predicted = [(w.text, w.start - args.shift) for w in timing.words]
         report = onset_report(predicted, song.reference)
-        by_word = paired_errors(predicted, song.reference)
+        by_word, ends = paired_errors(timing.words, song, args.shift)
         errs = list(by_word.values())
-        ends = end_errors([(w.text, w.end - args.shift) for w in timing.words], song)
         for group in ("all", "en" if song.language == "en" else "multi"):
             errors[group] += errs
             end_errs[group] += ends
@@ -272,7 +265,7 @@ def main() -> None:
         timing = transcribe(vocals[song.name], models[song.language], language=song.language)
         elapsed = time.perf_counter() - started
         hyp = [w.text for w in timing.words]
-        heard_ends += end_errors([(w.text, w.end - args.shift) for w in timing.words], song)
+        heard_ends += paired_errors(timing.words, song, args.shift)[1]
         ref = [w for line in parse_lyrics(song.lyrics) for w in line]
         wer = word_error_rate(hyp, ref)
         edits += wer * len(ref)
