@@ -147,6 +147,12 @@ def align(
         kept |= again
         merged = estimate_times(weights, line_of, kept, speech, texts=texts, breaks=breaks)
         source = [src if i in kept else "estimated" for i, src in enumerate(source)]
+    crowd = alignment.crowded({i: t for i, t in enumerate(merged) if source[i] != "estimated"}, weights) - set(fixed)
+    if crowd:  # words given no time between two kept ones: one of those is wrong, all are placed again
+        kept = {i: t for i, t in enumerate(merged) if source[i] != "estimated" and i not in crowd}
+        merged = estimate_times(weights, line_of, kept, speech, texts=texts, breaks=breaks)
+        source = [src if i in kept else "estimated" for i, src in enumerate(source)]
+        realigned -= crowd
     times = [(max(0.0, s - bias), max(0.0, e - bias)) for s, e in merged]
     times = alignment.skip_leading_pauses(times, speech, weights=weights, line_of=line_of)
     times = alignment.snap_to_speech(times, speech)

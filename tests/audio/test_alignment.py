@@ -149,6 +149,20 @@ def test_an_anchor_paired_with_the_wrong_repetition_is_told_by_the_window_alignm
     assert wrong_repeats(aligned, {5: (112.0, 113.0)}, texts) == set()
 
 
+def test_kept_words_that_leave_the_words_between_them_no_time_are_told():
+    from app.audio.alignment import crowded
+
+    # "la haine les larmes des larmes et": words 1 and 6 kept 0.6 s apart, with 4 words (18
+    # letters + 4: 1.76 s of singing) between them: one of the two is a wrong repetition
+    weights = [3, 6, 4, 7, 4, 7, 3]
+    kept = {0: (61.3, 61.5), 1: (61.5, 62.0), 6: (62.1, 62.3)}
+    assert crowded(kept, weights) == {1, 6}
+    # the same words with room for them (sung fast: 43% of what they need) are left alone
+    assert crowded({0: (61.3, 61.5), 1: (61.5, 62.0), 6: (62.5, 62.7)}, weights) == set()
+    # neighbours with nothing between them are never crowded
+    assert crowded({0: (1.0, 1.0), 1: (1.0, 1.0)}, weights) == set()
+
+
 def test_a_line_start_the_window_stretched_back_over_the_pause_is_found():
     from app.audio.known_lyrics import _stretched_line_starts
 
