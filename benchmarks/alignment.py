@@ -171,7 +171,7 @@ def main() -> None:
           f"device=cpu int8  whisper threads x replicas={'x'.join(map(str, whisper_models.cpu_layout(THREADS)))}  "
           f"torch threads={torch.get_num_threads()}  OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}  "
           f"models_dir={models_dir}" + (f"  shift={args.shift}s of silence before each stem" if args.shift else ""))
-    from app.audio import drift, estimates, heard, known_lyrics, vocals
+    from app.audio import alignment, drift, estimates, heard, known_lyrics, vocals
 
     print(f"# settings: onset bias {whisper_models.ONSET_BIAS_S}, drift {drift.DRIFT_S}s, "
           f"piled {drift.PILED_S}s, second pass over unheard singing >= 1 s "
@@ -185,7 +185,8 @@ def main() -> None:
           f"a heard word covers <= {heard.MAX_HEARD_WORD_S} s, unheard stretches in "
           f"<= {heard.GAP_CLIP_S} s clips, beam {heard.BEAM_SIZE}, "
           f"heard words under p {known_lyrics.MIN_ANCHOR_P} anchor nothing, aligned words at p >= "
-          f"{drift.CONFIDENT_P} are not placed again for drift, line starts aligned over "
+          f"{drift.CONFIDENT_P} are not placed again for drift, runs left under "
+          f"{alignment.CROWDED_SHARE:.0%} of their time placed again, line starts aligned over "
           f"{known_lyrics.STRETCHED_S} s start no earlier than their estimate")
     models: dict[str, Any] = {}
     for lang, name in names.items():
