@@ -153,7 +153,7 @@ def main() -> None:
     from app.audio.io import decode
     from app.audio.known_lyrics import align
     from app.audio.lyrics import parse_lyrics
-    from app.audio.metrics import onset_report, word_error_rate
+    from app.audio.metrics import errors_report, word_error_rate
     from app.audio.transcribe import transcribe
     from app.audio.types import Waveform
     from app.audio.writing import write_audio
@@ -226,10 +226,9 @@ def main() -> None:
         started = time.perf_counter()
         timing = align(vocals[song.name], song.lyrics, models[song.language], language=song.language)
         elapsed = time.perf_counter() - started
-        predicted = [(w.text, w.start - args.shift) for w in timing.words]
-        report = onset_report(predicted, song.reference)
         by_word, ends = paired_errors(timing.words, song, args.shift)
         errs = list(by_word.values())
+        report = errors_report(errs, len(song.reference))
         for group in ("all", "en" if song.language == "en" else "multi"):
             errors[group] += errs
             end_errs[group] += ends

@@ -138,22 +138,21 @@ def align(
     confident = {i for i, (_, _, p) in timed.items() if p >= CONFIDENT_P}
     suspects = drift_suspects(merged, source, estimates, line_of, confident) - set(fixed)
     realigned: set[int] = set()
+    kept = {i: t for i, t in enumerate(merged) if i not in suspects and source[i] != "estimated"}
     if suspects:  # drift: the doubtful words are aligned again between the words kept, else placed from them
-        kept = {i: t for i, t in enumerate(merged) if i not in suspects and source[i] != "estimated"}
         again = realign_runs(
             model, language, audio, given, weights, kept, suspects, set(anchor_times) | set(fixed), speech, on_progress
         )
         realigned = set(again) - set(kept)  # the others are kept words given back the time they held
         source = ["aligned" if i in realigned else src for i, src in enumerate(source)]
         kept |= again
-        merged = estimate_times(weights, line_of, kept, speech, texts=texts, breaks=breaks)
-        source = [src if i in kept else "estimated" for i, src in enumerate(source)]
-    crowd = alignment.crowded({i: t for i, t in enumerate(merged) if source[i] != "estimated"}, weights) - set(fixed)
-    if crowd:  # words given no time between two kept ones: one of those is wrong, all are placed again
-        kept = {i: t for i, t in enumerate(merged) if source[i] != "estimated" and i not in crowd}
-        merged = estimate_times(weights, line_of, kept, speech, texts=texts, breaks=breaks)
-        source = [src if i in kept else "estimated" for i, src in enumerate(source)]
+    # two kept words that leave the words between them no time: one of those is wrong, both go
+    crowd = alignment.crowded(kept, weights) - set(fixed)
+    if suspects or crowd:  # the words not kept are placed from the others
+        kept = {i: t for i, t in kept.items() if i not in crowd}
         realigned -= crowd
+        merged = estimate_times(weights, line_of, kept, speech, texts=texts, breaks=breaks)
+        source = [src if i in kept else "estimated" for i, src in enumerate(source)]
     times = [(max(0.0, s - bias), max(0.0, e - bias)) for s, e in merged]
     times = alignment.skip_leading_pauses(times, speech, weights=weights, line_of=line_of)
     times = alignment.snap_to_speech(times, speech)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,17 +64,23 @@ class OnsetReport:
 def onset_report(predicted: list[tuple[str, float]], reference: list[tuple[str, float]]) -> OnsetReport:
     """Compare ``(word, onset seconds)`` lists. Shares are over all reference words (unpaired count as misses)."""
     pairs = align_sequences([w for w, _ in predicted], [w for w, _ in reference])
-    errors = np.array([abs(predicted[i][1] - reference[j][1]) for i, j in pairs], dtype=float)
-    total = max(len(reference), 1)
-    if errors.size == 0:
-        return OnsetReport(len(reference), 0, float("inf"), float("inf"), 0.0, 0.0)
+    return errors_report([abs(predicted[i][1] - reference[j][1]) for i, j in pairs], len(reference))
+
+
+def errors_report(errors: Sequence[float], words: int) -> OnsetReport:
+    """The report for the absolute onset errors of the paired words, out of ``words`` reference
+    words (unpaired ones count as misses)."""
+    e = np.asarray(errors, dtype=float)
+    total = max(words, 1)
+    if e.size == 0:
+        return OnsetReport(words, 0, float("inf"), float("inf"), 0.0, 0.0)
     return OnsetReport(
-        words=len(reference),
-        paired=len(pairs),
-        mean_abs=float(errors.mean()),
-        median_abs=float(np.median(errors)),
-        within_0_3=float((errors <= 0.3).sum() / total),
-        within_1_0=float((errors <= 1.0).sum() / total),
+        words=words,
+        paired=int(e.size),
+        mean_abs=float(e.mean()),
+        median_abs=float(np.median(e)),
+        within_0_3=float((e <= 0.3).sum() / total),
+        within_1_0=float((e <= 1.0).sum() / total),
     )
 
 
