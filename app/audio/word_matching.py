@@ -89,13 +89,18 @@ def trusted_anchors(
 
     Single short words ("I", "you") paired in isolation are often a hallucination or the wrong
     repetition, so they are dropped; so are runs made only of repeated tokens ("da da da").
+    A long word paired alone must be the heard word, or hold it or be held in it (an elided
+    pronoun or an ending the recogniser added or dropped: "fais" for "j'fais", "denk" for
+    "denkt"); one letter changed inside makes another word ("j'avais" heard for "jamais",
+    "j'ai" for "j'fais"), which anchored a French chorus line 2-4 s off.
     """
     kept: list[int | None] = [None] * len(matches)
     for i, j in enumerate(matches):
         if j is None or _similarity(given[i], heard[j]) < 0.75:
             continue
         run = (i > 0 and matches[i - 1] == j - 1) or (i + 1 < len(matches) and matches[i + 1] == j + 1)
-        if run or len(given[i]) >= 5:
+        alone = len(given[i]) >= 5 and (given[i] in heard[j] or heard[j] in given[i])
+        if run or alone:
             kept[i] = j
     # a repeated token or phrase ("da da da", "oh oh", "right now right now") pairs with any of its
     # repetitions: it anchors only inside a run of pairs that also holds a distinctive word

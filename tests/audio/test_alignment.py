@@ -582,3 +582,14 @@ def test_a_word_sung_before_a_pause_is_not_squeezed_in_after_it():
     # with room for the word after the pause, it starts there (the voice before was the held note)
     later = [(0.2, 1.0), (1.0, 2.2), (2.3, 2.9)]
     assert abs(skip_leading_pauses(later, speech, weights=weights, line_of=line_of)[1][0] - 1.6) <= VAD_FRAME_S
+
+
+def test_trusted_anchors_keep_a_long_word_alone_only_when_it_was_heard_or_holds_what_was_heard():
+    given = ["x", "jfais", "y", "jamais", "z", "denkt", "w", "lange"]
+    heard = ["q", "fais", "r", "javais", "s", "denk", "t", "lange"]
+    # an elided pronoun or an ending dropped by the recogniser is the same word; "javais" for
+    # "jamais" (one letter changed inside) is another word, and alone it anchors nothing
+    matches = [None, 1, None, 3, None, 5, None, 7]
+    assert trusted_anchors(matches, given, heard) == [None, 1, None, None, None, 5, None, 7]
+    # in a run of pairs the neighbours vouch for it
+    assert trusted_anchors([None, None, 2, 3, None, None, None, None], given, heard)[3] == 3
