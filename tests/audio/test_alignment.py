@@ -176,6 +176,18 @@ def test_a_line_start_the_window_stretched_back_over_the_pause_is_found():
     assert _stretched_line_starts(["heard"] * 6, set(), timed, line_of, weights) == set()
 
 
+def test_a_line_is_flagged_by_its_mean_or_by_three_drifted_words():
+    from app.audio.known_lyrics import CONFIDENCE, _needs_review
+
+    agreed, one, again = CONFIDENCE["agreed"], CONFIDENCE["one timing"], CONFIDENCE["aligned again"]
+    assert _needs_review([0.0, one, one, one])  # mean 0.69: one placed word among three single timings
+    assert not _needs_review([0.0, agreed, agreed, agreed])
+    # a long line keeps a high mean with three drifted words in it: flagged all the same
+    long_line = [agreed] * 9 + [again, again, 0.0]
+    assert sum(long_line) / len(long_line) > 0.7 and _needs_review(long_line)
+    assert not _needs_review([agreed] * 10 + [again, 0.0])
+
+
 def test_trusted_anchors_drop_isolated_short_words():
     given, heard = ["i", "x", "you", "y", "fantastic"], ["i", "q", "you", "r", "fantastic"]
     assert trusted_anchors([0, None, 2, None, 4], given, heard) == [None, None, None, None, 4]
