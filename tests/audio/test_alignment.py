@@ -149,6 +149,25 @@ def test_an_anchor_paired_with_the_wrong_repetition_is_told_by_the_window_alignm
     assert wrong_repeats(aligned, {5: (112.0, 113.0)}, texts) == set()
 
 
+def test_a_window_that_slipped_onto_a_later_repetition_does_not_overrule_the_heard_word():
+    from app.audio.alignment import wrong_repeats
+    from app.audio.estimates import word_weights
+
+    texts = ["les", "larmes", "jveux", "zapper", "son", "prenom", "les", "larmes", "des"]
+    weights = word_weights(texts)
+    anchors = {7: (77.4, 77.7)}  # the second "larmes", heard at 77.4 s
+    # the window put the first "larmes" at 77.4 s and piled the five words after it (2.2 s of
+    # singing) into the 0.55 s before the second: it slipped, the heard word stays
+    slipped = [(74.5, 74.8), (77.4, 77.6), (77.6, 77.7), (77.7, 77.7), (77.7, 77.7), (77.7, 77.7),
+               (77.7, 77.9), (77.95, 78.2), (78.2, 78.4)]
+    assert wrong_repeats(slipped, anchors, texts, weights=weights) == set()
+    # the same window with room for those words: the heard word was the wrong repetition
+    room = [(72.0, 72.3), (77.4, 77.6), (77.7, 78.1), (78.2, 78.6), (78.7, 78.9), (79.0, 79.5), (79.6, 79.8),
+            (79.9, 80.3), (80.4, 80.6)]
+    assert wrong_repeats(room, anchors, texts, weights=weights) == {7}
+    assert wrong_repeats(slipped, anchors, texts) == {7}  # without weights: the window is believed
+
+
 def test_kept_words_that_leave_the_words_between_them_no_time_are_told():
     from app.audio.alignment import crowded
 
