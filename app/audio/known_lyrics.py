@@ -157,7 +157,9 @@ def align(
     # two kept words that leave the words between them no time: one of those is wrong, both go
     crowd = alignment.crowded(kept, weights) - set(fixed)
     if suspects or crowd:  # the words not kept are placed from the others
-        kept = {i: t for i, t in kept.items() if i not in crowd}
+        # a kept word held over the run after it (the re-aligned words, or a dropped crowd) gives
+        # that time back, as in reconcile
+        kept = alignment.release_held({i: t for i, t in kept.items() if i not in crowd}, weights, keep=set(fixed))
         realigned -= crowd
         merged = estimate_times(weights, line_of, kept, speech, texts=texts, breaks=breaks)
         source = [src if i in kept else "estimated" for i, src in enumerate(source)]

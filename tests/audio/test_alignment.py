@@ -624,3 +624,16 @@ def test_trusted_anchors_keep_a_long_word_alone_only_when_it_was_heard_or_holds_
     assert trusted_anchors(matches, given, heard) == [None, 1, None, None, None, 5, None, 7]
     # in a run of pairs the neighbours vouch for it
     assert trusted_anchors([None, None, 2, 3, None, None, None, None], given, heard)[3] == 3
+
+
+def test_a_kept_word_held_over_the_words_after_it_gives_their_time_back():
+    from app.audio.alignment import release_held
+
+    weights = [4.0, 7.0, 6.0, 7.0, 4.0]  # 0.32, 0.56, 0.48, 0.56, 0.32 s
+    # word 0 held to 77.4 s, past word 3's onset at 75.5: words 1-2 need 1.04 s before it
+    kept = {0: (73.5, 77.4), 3: (75.5, 75.8), 4: (76.0, 76.3)}
+    out = release_held(kept, weights)
+    assert out[0] == (73.5, pytest.approx(75.5 - 1.04)) and out[3] == kept[3] and out[4] == kept[4]
+    # never below what the word needs itself; a word to keep (an earlier revision's) is left alone
+    assert release_held({0: (74.5, 77.4), 3: (74.9, 75.2)}, weights)[0] == (74.5, pytest.approx(74.5 + 0.32))
+    assert release_held(kept, weights, keep={0})[0] == kept[0]
