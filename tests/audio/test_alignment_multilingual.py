@@ -2,8 +2,8 @@
 to detection: Spleeter vocals of mes-larmes-kobzx2z (JamendoLyrics MultiLang, hand-annotated word
 onsets), whose chorus repeats "les larmes" and "des larmes" a dozen times, fast.
 
-Measured with the settings in app/audio (Zen 4 host, the stem read as the worker reads it): 85.8%
-of the 388 words within 0.3 s, 99.5% within 1 s, 11 words shorter than 50 ms (27 without the
+Measured with the settings in app/audio (Zen 4 host, the stem read as the worker reads it): 87.1%
+of the 388 words within 0.3 s, 99.5% within 1 s, 11 words shorter than 50 ms (21 without the
 crowded-run check). This song's last chorus is fragile: the same stem mixed to mono before the
 resampling puts it 2-7 s late (72.7% within 0.3 s, 82.2% within 1 s, 33 piled words against 47
 without the check), and the int8 kernels differ between CPUs, so the accuracy bounds below catch a
