@@ -35,12 +35,12 @@ AGREED_S = 0.25
 """A word heard and window-aligned at onsets this close (seconds) has two timings that agree."""
 CONFIDENCE = {"agreed": 0.97, "one timing": 0.92, "aligned again": 0.64}
 """A known-lyrics word's confidence by the evidence for its time: the share of such words within
-0.3 s of the reference on the 12 evaluation songs (pooled, 3140 words; Zen 4 host, with the
-crowded-run check). "agreed": heard and window-aligned within AGREED_S (2043 words, 97.1%; 98.1% on
-the English songs, 95.0% on the others); "one timing": only one of the two, or the two apart (916
-words, 92.1%). A word placed from its neighbours has no timing of its own: confidence 0 (139 words,
-60.4% within 0.3 s). "aligned again": a drifted word timed by a window of its own between the words
-kept (42 words, 64.3%). Whisper's token probability was measured and left out: aligned words at
+0.3 s of the reference on the 12 evaluation songs (pooled, 3140 words; Zen 4 host, 2026-12-07).
+"agreed": heard and window-aligned within AGREED_S (2041 words, 97.3%; 98.2% on the English songs,
+95.4% on the others); "one timing": only one of the two, or the two apart (918 words, 92.4%). A
+word placed from its neighbours has no timing of its own: confidence 0 (139 words, 69.8% within
+0.3 s). "aligned again": a drifted word timed by a window of its own between the words kept (42
+words, 64.3%). Whisper's token probability was measured and left out: aligned words at
 p >= 0.5 were off more often than those below (14.6% against 10.5% more than 0.3 s off)."""
 REVIEW_BELOW_ALIGNED = 0.7
 """A known-lyrics line whose mean confidence is below this needs review: a line of four words with
