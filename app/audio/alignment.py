@@ -154,12 +154,19 @@ def crowded(
     order = sorted(kept)
     out: set[int] = set()
     for a, b in zip(order, order[1:], strict=False):
-        if b - a > 1:
-            need = float(np.sum(weights[a + 1 : b])) * SECONDS_PER_WEIGHT
-            room = kept[b][0] - kept[a][0] - 0.5 * weights[a] * SECONDS_PER_WEIGHT
-            if room < share * need:
-                out |= {a, b}
+        if b - a > 1 and _squeezed_between(a, kept[a][0], b, kept[b][0], weights, share):
+            out |= {a, b}
     return out
+
+
+def _squeezed_between(
+    a: int, start_a: float, b: int, start_b: float, weights: Sequence[float], share: float
+) -> bool:
+    """Whether words ``a`` < ``b``, starting at ``start_a`` and ``start_b``, leave the words between
+    them less than ``share`` of the time they need (SECONDS_PER_WEIGHT per weight), after half of
+    what ``a`` needs itself."""
+    need = float(np.sum(weights[a + 1 : b])) * SECONDS_PER_WEIGHT
+    return start_b - start_a - 0.5 * weights[a] * SECONDS_PER_WEIGHT < share * need
 
 
 def wrong_repeats(
@@ -175,8 +182,8 @@ def wrong_repeats(
     word more than ``tolerance`` seconds from its heard time and another occurrence of the same
     text within ``same`` seconds of that heard time (a chorus of "right now, right now" whose
     heard words paired one repetition off). With ``weights`` (letters + 1 per word), only where the
-    window leaves the words between the two occurrences at least ``share`` of the time they need
-    (SECONDS_PER_WEIGHT per weight): a window that put the other occurrence on the heard time and
+    window leaves the words between the two occurrences at least ``share`` of the time they need,
+    as :func:`crowded` counts it: a window that put the other occurrence on the heard time and
     piled the words after it slipped onto a later repetition itself, and the heard word stays (a
     French chorus whose window slipped by two lines at p 0.99: with 8.9 s of silence before it,
     mes-larmes 0.178 -> 0.155 s, and 0.122 -> 0.116 s at 1.3-5.3 s; no other song changed)."""
@@ -185,11 +192,8 @@ def wrong_repeats(
         where.setdefault(text, []).append(k)
 
     def window_fits(i: int, k: int) -> bool:  # the window leaves the words between i and k their time
-        if weights is None:
-            return True
         a, b = min(i, k), max(i, k)
-        need = float(np.sum(weights[a + 1 : b])) * SECONDS_PER_WEIGHT
-        return aligned[b][0] - aligned[a][0] >= share * need
+        return weights is None or not _squeezed_between(a, aligned[a][0], b, aligned[b][0], weights, share)
 
     return {
         i
