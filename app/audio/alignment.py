@@ -177,6 +177,7 @@ def wrong_repeats(
     same: float = 0.3,
     weights: Sequence[float] | None = None,
     share: float = CROWDED_SHARE,
+    piled: float = 0.0,
 ) -> set[int]:
     """Anchored words paired with another repetition of their word: the window alignment puts the
     word more than ``tolerance`` seconds from its heard time and another occurrence of the same
@@ -186,7 +187,11 @@ def wrong_repeats(
     as :func:`crowded` counts it: a window that put the other occurrence on the heard time and
     piled the words after it slipped onto a later repetition itself, and the heard word stays (a
     French chorus whose window slipped by two lines at p 0.99: with 8.9 s of silence before it,
-    mes-larmes 0.178 -> 0.155 s, and 0.122 -> 0.116 s at 1.3-5.3 s; no other song changed)."""
+    mes-larmes 0.178 -> 0.155 s, and 0.122 -> 0.116 s at 1.3-5.3 s; no other song changed). With
+    ``piled`` (seconds), an occurrence the window gave less time than that, or started less than
+    that after the word before it, counts for nothing: the window skipped over it (mes-larmes's
+    second `les` of a chorus line heard 0.24 s after the window piled the first one and five words
+    onto one instant: the heard word was dropped and the line placed 1-2 s late)."""
     where: dict[str, list[int]] = {}
     for k, text in enumerate(texts):
         where.setdefault(text, []).append(k)
@@ -195,12 +200,16 @@ def wrong_repeats(
         a, b = min(i, k), max(i, k)
         return weights is None or not _squeezed_between(a, aligned[a][0], b, aligned[b][0], weights, share)
 
+    def own_time(k: int) -> bool:  # the window gave occurrence k a time of its own (not piled)
+        return aligned[k][1] - aligned[k][0] >= piled and (k == 0 or aligned[k][0] - aligned[k - 1][0] >= piled)
+
     return {
         i
         for i, (heard, _) in anchors.items()
         if abs(aligned[i][0] - heard) > tolerance
         and any(
-            k != i and abs(aligned[k][0] - heard) <= same and window_fits(i, k) for k in where.get(texts[i], ())
+            k != i and abs(aligned[k][0] - heard) <= same and own_time(k) and window_fits(i, k)
+            for k in where.get(texts[i], ())
         )
     }
 

@@ -138,7 +138,7 @@ def align(
 
     timed = align_windows(model, language, audio, lines, spans, todo, on_progress)
     aligned = [timed[i][:2] if i in timed else anchor_times[i] for i in range(len(given))]
-    wrong = alignment.wrong_repeats(aligned, anchor_times, texts, weights=weights) if heard else set()
+    wrong = alignment.wrong_repeats(aligned, anchor_times, texts, weights=weights, piled=PILED_S) if heard else set()
     if wrong:  # heard words paired with the wrong repetition give way to the window alignment
         anchor_times = guide = {i: t for i, t in anchor_times.items() if i not in wrong}
         heard_at = {i: t for i, t in heard_at.items() if i not in wrong}

@@ -168,6 +168,25 @@ def test_a_window_that_slipped_onto_a_later_repetition_does_not_overrule_the_hea
     assert wrong_repeats(slipped, anchors, texts) == {7}  # without weights: the window is believed
 
 
+def test_an_occurrence_the_window_piled_does_not_overrule_the_heard_word():
+    from app.audio.alignment import wrong_repeats
+    from app.audio.drift import PILED_S
+    from app.audio.estimates import word_weights
+
+    # "prénom les larmes des larmes et la haine les": the second "les" heard at 133.22 s; the
+    # window skipped the first "les" and piled it on 132.98 s with the words after it
+    texts = ["prenom", "les", "larmes", "des", "larmes", "et", "la", "haine", "les"]
+    weights = word_weights(texts)
+    anchors = {8: (133.22, 133.82)}
+    window = [(132.14, 132.98), (132.98, 132.98), (132.98, 132.98), (132.98, 134.02), (134.02, 134.24),
+              (134.24, 134.24), (134.24, 134.38), (134.38, 134.38), (134.38, 134.38)]
+    assert wrong_repeats(window, anchors, texts, weights=weights, piled=PILED_S) == set()
+    # the same occurrence given a time of its own by the window: the heard word gives way
+    timed = [(131.9, 132.9), (132.98, 133.3), *window[2:]]
+    assert wrong_repeats(timed, anchors, texts, weights=weights, piled=PILED_S) == {8}
+    assert wrong_repeats(window, anchors, texts, weights=weights) == {8}  # piled words counted
+
+
 def test_kept_words_that_leave_the_words_between_them_no_time_are_told():
     from app.audio.alignment import crowded
 
