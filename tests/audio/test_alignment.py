@@ -248,6 +248,19 @@ def test_trusted_anchors_drop_runs_of_a_repeated_phrase_only():
     assert trusted_anchors(matches, given, heard) == [None] * 5 + [5, 6, 7, 8, 9]
 
 
+def test_trusted_anchors_drop_a_scat_run_whose_only_other_word_was_misheard():
+    # "ba da da dam da da / da da dam da dam da / das ist": seven "da"s heard where the line before
+    # is sung paired with the second line and "das" (heard "da", similarity 0.8): no word of the
+    # run was heard as written but the scat itself, so it could be any of its repetitions
+    given = ["da", "da", "dam", "da", "dam", "da", "das", "ist"]
+    heard = ["da", "da", "da", "da", "da", "da", "da", "zwei"]
+    matches = [0, 1, 2, 3, 4, 5, 6, None]
+    assert trusted_anchors(matches, given, heard) == [None] * 8
+    # "das" heard as written places the run
+    heard_das = [*heard[:6], "das", "zwei"]
+    assert trusted_anchors(matches, given, heard_das) == [0, 1, 2, 3, 4, 5, 6, None]
+
+
 def test_speech_map_time_conversions():
     speech = _speech(10.0, [(1.0, 2.0), (5.0, 6.0)])
     assert speech.is_speech(1.5) and not speech.is_speech(3.0)
