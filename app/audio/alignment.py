@@ -169,6 +169,13 @@ def _squeezed_between(
     return start_b - start_a - 0.5 * weights[a] * SECONDS_PER_WEIGHT < share * need
 
 
+def is_piled(times: Sequence[tuple[float, float]], i: int, min_s: float) -> bool:
+    """Whether word ``i`` of ``times`` ((start, end) per word) got no time of its own: it lasts
+    less than ``min_s`` seconds or starts less than that after the word before it (an alignment
+    window that skipped over it piled it onto its neighbour)."""
+    return times[i][1] - times[i][0] < min_s or (i > 0 and times[i][0] - times[i - 1][0] < min_s)
+
+
 def wrong_repeats(
     aligned: Sequence[tuple[float, float]],
     anchors: dict[int, tuple[float, float]],
@@ -200,15 +207,12 @@ def wrong_repeats(
         a, b = min(i, k), max(i, k)
         return weights is None or not _squeezed_between(a, aligned[a][0], b, aligned[b][0], weights, share)
 
-    def own_time(k: int) -> bool:  # the window gave occurrence k a time of its own (not piled)
-        return aligned[k][1] - aligned[k][0] >= piled and (k == 0 or aligned[k][0] - aligned[k - 1][0] >= piled)
-
     return {
         i
         for i, (heard, _) in anchors.items()
         if abs(aligned[i][0] - heard) > tolerance
         and any(
-            k != i and abs(aligned[k][0] - heard) <= same and own_time(k) and window_fits(i, k)
+            k != i and abs(aligned[k][0] - heard) <= same and not is_piled(aligned, k, piled) and window_fits(i, k)
             for k in where.get(texts[i], ())
         )
     }

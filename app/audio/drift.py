@@ -54,12 +54,7 @@ def drift_suspects(
         for i, src in enumerate(source)
         if src == "aligned" and abs(times[i][0] - estimates[i][0]) > DRIFT_S and i not in confident
     }
-    out |= {
-        i
-        for i in range(len(times))
-        if source[i] == "aligned"
-        and ((i > 0 and times[i][0] - times[i - 1][0] < PILED_S) or times[i][1] - times[i][0] < PILED_S)
-    }
+    out |= {i for i in range(len(times)) if source[i] == "aligned" and alignment.is_piled(times, i, PILED_S)}
     out |= alignment.line_outliers({i: t[0] for i, t in enumerate(times)}, line_of)
     # a line mostly gone wrong is placed again whole: its remaining words would hold the rest back;
     # a line with as many good words as suspects keeps the good ones (on the 12 evaluation songs:
