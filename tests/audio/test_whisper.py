@@ -232,3 +232,23 @@ def test_gap_pass_beside_the_first_pass_hears_the_same_words(models_dir, monkeyp
     with pytest.raises(JobCanceled):
         tr.heard_and_gaps(model, audio, "en", speech, cancel, "transcribing", 0.5)
     assert not [t for t in threading.enumerate() if t.name == "gap-pass"]
+
+
+@needs_data
+def test_a_window_encoded_at_its_own_length_times_words_as_padded_to_30_s(tiny, models_dir):
+    """A forced-alignment window is encoded with WINDOW_PAD_S of padding, not padded to Whisper's
+    30 s: the words land where the 30 s encoding puts them and near the reference."""
+    from app.audio.forced import WINDOW_PAD_S, align_window, make_tokenizer
+    from app.audio.vocals import to_16k_mono
+
+    _, reference = _reference(BETTER, until_s=23.0)  # six lines, 8.3-22.0 s
+    audio = to_16k_mono(_vocals(_excerpt(io.decode(BETTER / "audio.mp3"), 0.0, 25.0), models_dir))
+    words = [w for w, _ in reference]
+    tokenizer = make_tokenizer(tiny, "en")
+    own = align_window(tiny, tokenizer, audio, 7.5, 23.0, words)
+    padded = align_window(tiny, tokenizer, audio, 7.5, 23.0, words, pad_s=30.0)
+    assert WINDOW_PAD_S < 15.0 and len(own) == len(padded) == len(words)
+    apart = [abs(a[0] - b[0]) for a, b in zip(own, padded, strict=True)]
+    assert float(np.median(apart)) <= 0.05 and max(apart) <= 0.5, apart
+    report = onset_report([(w, start) for w, (start, _, _) in zip(words, own, strict=True)], reference)
+    assert report.within_0_3 >= 0.8 and report.mean_abs <= 0.25, report.line()
