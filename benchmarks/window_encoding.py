@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -67,10 +68,11 @@ def main() -> None:
         kept = Path(args.stems_dir) / f"{song.name}.npy" if args.stems_dir else None
         if kept is not None and kept.exists():
             stem = Waveform(np.load(kept), 16000)
-        else:
+        else:  # as the worker reads it: the stem written as FLAC, decoded at 16 kHz mono
             stems = separation.separate(decode(song.audio), "spleeter", args.models_dir)
-            path = write_audio(Path(f"/tmp/{song.name}-vocals.flac"), stems.vocals, "flac")
-            stem = decode(path, sample_rate=16000, channels=1)
+            with tempfile.TemporaryDirectory(prefix="bench-windows-") as tmp:
+                path = write_audio(Path(tmp) / "vocals.flac", stems.vocals, "flac")
+                stem = decode(path, sample_rate=16000, channels=1)
         recorded.clear()
         forced.align_window = drift.align_window = recording  # the line windows and the re-alignment's
         try:
