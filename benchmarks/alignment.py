@@ -142,6 +142,33 @@ def with_silence(wf: Any, seconds: float) -> Any:
     return Waveform(np.concatenate([pad, wf.samples], axis=1), wf.sample_rate)
 
 
+def kept_stem(stems_dir: str | None, name: str) -> tuple[Path | None, Any]:
+    """(where ``--stems-dir`` keeps song ``name``'s 16 kHz vocals stem, that stem if an earlier
+    run kept it there, else None)."""
+    import numpy as np
+
+    from app.audio.types import Waveform
+
+    kept = Path(stems_dir) / f"{name}.npy" if stems_dir else None
+    return kept, Waveform(np.load(kept), 16000) if kept is not None and kept.exists() else None
+
+
+def stem_16k(vocals: Any, tmp: Path, kept: Path | None = None) -> Any:
+    """The vocals stem as the worker reads it (written as FLAC, decoded at 16 kHz mono), kept at
+    ``kept`` when given (never half-written)."""
+    import numpy as np
+
+    from app.audio.io import decode
+    from app.audio.writing import write_audio
+
+    stem = decode(write_audio(tmp / "vocals.flac", vocals, "flac"), sample_rate=16000, channels=1)
+    if kept is not None:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        np.save(kept.with_suffix(".part.npy"), stem.samples)
+        os.replace(kept.with_suffix(".part.npy"), kept)
+    return stem
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--songs", help="only songs whose folder name contains this substring")
@@ -152,7 +179,6 @@ def main() -> None:
     parser.add_argument("--stems-dir", help="keep the 16 kHz vocals stems here and reuse them on later runs")
     args = parser.parse_args()
 
-    import numpy as np
     import torch
 
     from app.audio import separation, whisper_models
@@ -162,7 +188,6 @@ def main() -> None:
     from app.audio.metrics import errors_report, word_error_rate
     from app.audio.transcribe import transcribe
     from app.audio.types import Waveform
-    from app.audio.writing import write_audio
 
     torch.set_num_threads(THREADS)
     models_dir = Path(args.models_dir)
@@ -208,9 +233,8 @@ def main() -> None:
     print(f"{'song':<48} {'dur s':>6} {'decode':>7} {'separate':>9} {'load':>6} {'stem16k':>8}")
     with tempfile.TemporaryDirectory(prefix="bench-align-") as tmp:
         for song in songs:
-            kept = Path(args.stems_dir) / f"{song.name}.npy" if args.stems_dir else None
-            if kept is not None and kept.exists():  # separated by an earlier run: the same samples
-                stem = Waveform(np.load(kept), 16000)
+            kept, stem = kept_stem(args.stems_dir, song.name)
+            if stem is not None:  # separated by an earlier run: the same samples
                 vocals[song.name] = with_silence(stem, args.shift)
                 durations[song.name] = stem.duration
                 print(f"{song.name[:48]:<48} {stem.duration:6.1f} (stem from {kept})", flush=True)
@@ -220,12 +244,7 @@ def main() -> None:
             t1 = time.perf_counter()
             stems = separation.separate(mix, "spleeter", models_dir)
             t2 = time.perf_counter()
-            path = write_audio(Path(tmp) / f"{song.name}.flac", stems.vocals, "flac")
-            stem = decode(path, sample_rate=16000, channels=1)
-            if kept is not None:
-                kept.parent.mkdir(parents=True, exist_ok=True)
-                np.save(kept.with_suffix(".part.npy"), stem.samples)
-                os.replace(kept.with_suffix(".part.npy"), kept)  # never a half-written stem
+            stem = stem_16k(stems.vocals, Path(tmp), kept)
             vocals[song.name] = with_silence(stem, args.shift)
             t3 = time.perf_counter()
             durations[song.name] = mix.duration

@@ -31,6 +31,17 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 FULL_PAD_S = 30.0  # pads every window to Whisper's 30 s input (3000 frames), as faster-whisper does
 
 
+def row(label: str, model: str, lengths: list[float], spent: dict[str, Any], diffs: list[float]) -> str:
+    """One line of the table: windows, their mean length, seconds each way, ratio, and how far apart
+    the two ways put the words (median, share within 20 ms)."""
+    import numpy as np
+
+    d = np.asarray(diffs) if diffs else np.zeros(1)
+    return (f"{label:<36} {model:>7} {len(lengths):7d} {np.mean(lengths) if lengths else 0.0:6.1f} "
+            f"{spent['padded']:8.2f} {spent['own']:6.2f} {spent['own'] / max(spent['padded'], 1e-9):6.2f} "
+            f"{len(diffs):6d} {1000 * np.median(d):9.1f} {np.mean(d <= 0.02):7.1%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--songs", help="only songs whose folder name contains this substring")
@@ -38,13 +49,10 @@ def main() -> None:
     parser.add_argument("--stems-dir", help="16 kHz vocals stems kept by benchmarks/alignment.py --stems-dir")
     args = parser.parse_args()
 
-    import numpy as np
-    from alignment import load_songs
+    from alignment import kept_stem, load_songs, stem_16k
 
     from app.audio import drift, forced, known_lyrics, separation, whisper_models
     from app.audio.io import decode
-    from app.audio.types import Waveform
-    from app.audio.writing import write_audio
 
     songs = load_songs(args.songs)
     if not songs:
@@ -61,18 +69,15 @@ def main() -> None:
         recorded.append((tokenizer, audio, t0, t1, list(words)))
         return original(model, tokenizer, audio, t0, t1, words, pad_s)
 
-    totals = {"padded": 0.0, "own": 0.0, "windows": 0, "diffs": []}
+    totals: dict[str, Any] = {"padded": 0.0, "own": 0.0, "lengths": [], "diffs": []}
     for song in songs:
         name = whisper_models.default_model(args.models_dir, song.language)
         model, _ = whisper_models.load_whisper(name, args.models_dir, cpu_threads=1, workers=1)
-        kept = Path(args.stems_dir) / f"{song.name}.npy" if args.stems_dir else None
-        if kept is not None and kept.exists():
-            stem = Waveform(np.load(kept), 16000)
-        else:  # as the worker reads it: the stem written as FLAC, decoded at 16 kHz mono
+        kept, stem = kept_stem(args.stems_dir, song.name)
+        if stem is None:
             stems = separation.separate(decode(song.audio), "spleeter", args.models_dir)
             with tempfile.TemporaryDirectory(prefix="bench-windows-") as tmp:
-                path = write_audio(Path(tmp) / "vocals.flac", stems.vocals, "flac")
-                stem = decode(path, sample_rate=16000, channels=1)
+                stem = stem_16k(stems.vocals, Path(tmp), kept)
         recorded.clear()
         forced.align_window = drift.align_window = recording  # the line windows and the re-alignment's
         try:
@@ -90,19 +95,13 @@ def main() -> None:
                                     FULL_PAD_S if way == "padded" else forced.WINDOW_PAD_S)
                 spent[way] += time.perf_counter() - started
             diffs += [abs(a[0] - b[0]) for a, b in zip(out["padded"], out["own"], strict=True)]
-        mean_len = float(np.mean([t1 - t0 for _, _, t0, t1, _ in recorded])) if recorded else 0.0
-        d = np.asarray(diffs) if diffs else np.zeros(1)
-        print(f"{song.name[:36]:<36} {name:>7} {len(recorded):7d} {mean_len:6.1f} {spent['padded']:8.2f} "
-              f"{spent['own']:6.2f} {spent['own'] / max(spent['padded'], 1e-9):6.2f} {len(diffs):6d} "
-              f"{1000 * np.median(d):9.1f} {np.mean(d <= 0.02):7.1%}", flush=True)
-        totals["padded"] += spent["padded"]
-        totals["own"] += spent["own"]
-        totals["windows"] += len(recorded)
+        lengths = [t1 - t0 for _, _, t0, t1, _ in recorded]
+        print(row(song.name[:36], name, lengths, spent, diffs), flush=True)
+        for key in ("padded", "own"):
+            totals[key] += spent[key]
+        totals["lengths"] += lengths
         totals["diffs"] += diffs
-    d = np.asarray(totals["diffs"]) if totals["diffs"] else np.zeros(1)
-    print(f"POOLED windows={totals['windows']} padded={totals['padded']:.1f}s own={totals['own']:.1f}s "
-          f"ratio={totals['own'] / max(totals['padded'], 1e-9):.2f} words={len(totals['diffs'])} "
-          f"median diff={1000 * np.median(d):.1f} ms within 20 ms={np.mean(d <= 0.02):.1%}")
+    print(row("POOLED", "", totals["lengths"], totals, totals["diffs"]))
 
 
 if __name__ == "__main__":

@@ -11,9 +11,6 @@ from app.audio.heard import in_lanes
 from app.audio.types import ProgressCallback
 from app.audio.vocals import SAMPLE_RATE
 
-N_FRAMES = 3000
-"""Whisper's input: 30 s of 10 ms feature frames."""
-FRAMES_PER_S = 100
 WINDOW_PAD_S = 5.0
 """Padding (seconds) a forced-alignment window is encoded with, after its own audio, instead of
 faster-whisper's padding to 30 s. The encoder's time grows faster than its input (base, one core:
@@ -46,8 +43,9 @@ def align_window(
     The window is encoded with ``pad_s`` seconds of padding after it (up to Whisper's 30 s input)."""
     chunk = audio[int(t0 * SAMPLE_RATE) : int(t1 * SAMPLE_RATE)]
     features = model.feature_extractor(chunk)[..., :-1]
-    num_frames = max(2, min(features.shape[-1] + features.shape[-1] % 2, N_FRAMES))  # the encoder halves them
-    padded = min(N_FRAMES, num_frames + 2 * round(pad_s * FRAMES_PER_S / 2))
+    full = model.feature_extractor.nb_max_frames  # Whisper's 30 s input
+    num_frames = max(2, min(features.shape[-1] + features.shape[-1] % 2, full))  # the encoder halves them
+    padded = min(full, num_frames + 2 * round(pad_s * model.frames_per_second / 2))
     from faster_whisper.audio import pad_or_trim
 
     encoder_output = model.encode(np.ascontiguousarray(pad_or_trim(features, padded)))
