@@ -339,6 +339,12 @@ def test_snap_moves_onsets_out_of_silence():
     (start, end), (s2, e2) = snap_to_speech([(1.2, 2.5), (2.2, 4.0)], speech)
     assert abs(start - 2.0) < 0.05 and end == 2.5
     assert s2 == 2.2 and abs(e2 - 3.0) < 0.05
+    # a word placed wholly in a pause moves onto the voice after it, before the next word's onset
+    (start, end), nxt = snap_to_speech([(4.0, 4.3), (6.0, 6.4)], _speech(10.0, [(2.0, 3.0), (5.5, 7.0)]))
+    assert abs(start - 5.5) < 0.05 and abs(end - start - 0.3) < 0.05 and nxt == (6.0, 6.4)
+    # but not past the next word's onset, nor more than max_shift seconds
+    assert snap_to_speech([(4.0, 4.3), (5.0, 5.4)], _speech(10.0, [(5.5, 7.0)]))[0] == (4.0, 4.3)
+    assert snap_to_speech([(1.0, 1.3)], _speech(10.0, [(5.5, 7.0)]))[0] == (1.0, 1.3)
 
 
 def test_a_line_end_holds_its_note_until_the_voice_stops():
