@@ -308,7 +308,12 @@ def skip_leading_pauses(
     breath; measured on the 12 evaluation songs: 11 more words within 0.3 s, no more over 1 s
     off). An onset moves by at most ``max_shift`` seconds, as in
     :func:`snap_to_speech`: a word placed after the last singing would otherwise jump to any
-    noise at the end of the song (13 and 17 s late on two evaluation songs)."""
+    noise at the end of the song (13 and 17 s late on two evaluation songs). The pause is the first
+    run of quiet frames at least ``min_pause`` long: a shorter dip before it is passed over, not
+    taken as the only candidate (measured on the 12 evaluation songs at 0, 3.7 and 8.9 s of
+    silence before them: 2963 / 2963 / 2959 words within 0.3 s against 2956 / 2956 / 2950, 31
+    words closer to the reference and 6 further off; te-amo's `lo` and `que`, veranderung's `und`
+    and `für`, fantasma's `se`: 0.5-0.9 s early on the end of the note before a one-frame dip)."""
     out: list[tuple[float, float]] = []
     quiet = ~speech.speech
     for k, (start, end) in enumerate(times):
@@ -320,22 +325,36 @@ def skip_leading_pauses(
         inner = line_of is not None and k + 1 < len(times) and line_of[k + 1] == line_of[k]
         far = LONG_REACH if inner and sung < LONG_REACH else reach
         hi = min(int((start + max(reach, far)) / VAD_FRAME_S) + 1, len(quiet))
-        run_start = next((f for f in range(lo, hi) if quiet[f]), None)
-        if run_start is not None:
-            run_end = run_start
-            while run_end < len(quiet) and quiet[run_end]:
-                run_end += 1
+        pause = _first_pause(quiet, lo, hi, min_pause)
+        if pause is not None:
+            run_start, run_end = pause
             resume = run_end * VAD_FRAME_S
             offset = run_start * VAD_FRAME_S - start
             skipped = offset <= reach or (inner and offset > sung)
-            long_enough = (run_end - run_start) * VAD_FRAME_S >= min_pause
             # voiced for a while from its onset and no room after the pause: sung before it
             squeezed = (weights is not None and offset >= SUNG_BEFORE_PAUSE_S
                         and next_onset - resume < 0.5 * sung)
-            if skipped and long_enough and not squeezed and resume < min(limit, start + max_shift):
+            if skipped and not squeezed and resume < min(limit, start + max_shift):
                 start = resume
         out.append((start, max(end, start)))
     return out
+
+
+def _first_pause(quiet: np.ndarray, lo: int, hi: int, min_pause: float) -> tuple[int, int] | None:
+    """(first, end) frames of the first run of ``quiet`` frames at least ``min_pause`` seconds long
+    that starts in frames [lo, hi), or None. A shorter run is a dip in the voice, not a pause."""
+    f = lo
+    while f < hi:
+        if not quiet[f]:
+            f += 1
+            continue
+        end = f
+        while end < len(quiet) and quiet[end]:
+            end += 1
+        if (end - f) * VAD_FRAME_S >= min_pause:
+            return f, end
+        f = end
+    return None
 
 
 def monotonic(times: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:

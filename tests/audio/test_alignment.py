@@ -636,6 +636,10 @@ def test_a_short_word_after_a_held_note_starts_after_the_pause_a_long_word_keeps
     # "que" put on the end of a held "palabras" that goes on 0.7 s after it (te-amo's chorus)
     late = skip_leading_pauses([(0.5, 1.85), (1.85, 3.3), (3.3, 4.0)], speech, weights=weights, line_of=line_of)
     assert abs(late[1][0] - 3.0) <= VAD_FRAME_S
+    # a one-frame dip in the held note before the pause is passed over, not taken for the pause
+    dipped = _speech(6.0, [(0.5, 2.2), (2.2 + VAD_FRAME_S, 2.55), (3.0, 5.0)])
+    out = skip_leading_pauses(times, dipped, weights=weights, line_of=line_of)
+    assert abs(out[1][0] - 3.0) <= VAD_FRAME_S
     # without the word lengths the pause is too far after the onset to be skipped
     assert skip_leading_pauses(times, speech)[1] == times[1]
     # a long word ("protectors", ~0.9 s) with a stop 0.55 s in keeps its onset
