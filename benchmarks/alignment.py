@@ -219,7 +219,8 @@ def main() -> None:
           f"{drift.CONFIDENT_P} are not placed again for drift, runs left under "
           f"{alignment.CROWDED_SHARE:.0%} of their time placed again, line starts aligned over "
           f"{known_lyrics.STRETCHED_S} s start no earlier than their estimate, an onset skips a pause "
-          f"(>= 80 ms) up to 0.4 s after it ({alignment.LONG_REACH} s after a note held longer than the word needs)")
+          f"(>= {alignment.PAUSE_MIN_S} s) up to {alignment.PAUSE_REACH_S} s after it ({alignment.LONG_REACH} s "
+          "after a note held longer than the word needs)")
     models: dict[str, Any] = {}
     for lang, name in names.items():
         started = time.perf_counter()

@@ -15,6 +15,11 @@ import numpy as np
 from app.audio.estimates import SECONDS_PER_WEIGHT, estimate_times
 from app.audio.vocals import REGION_GAP_S, VAD_FRAME_S, SpeechMap
 
+PAUSE_MIN_S = 0.08
+"""The shortest run of quiet frames (seconds) that :func:`skip_leading_pauses` takes for a pause."""
+PAUSE_REACH_S = 0.4
+"""How far (seconds) after a word's onset a pause may begin and still be skipped (see
+:func:`skip_leading_pauses`); LONG_REACH after a note held longer than the word needs."""
 LONG_REACH = 1.0
 """How far (seconds) after a word's onset a pause may begin and still be skipped (see
 :func:`skip_leading_pauses`) when the voice before it lasts longer than the word itself needs.
@@ -284,8 +289,8 @@ def snap_to_speech(
 def skip_leading_pauses(
     times: list[tuple[float, float]],
     speech: SpeechMap,
-    min_pause: float = 0.08,
-    reach: float = 0.4,
+    min_pause: float = PAUSE_MIN_S,
+    reach: float = PAUSE_REACH_S,
     max_shift: float = 3.0,
     weights: Sequence[float] | None = None,
     line_of: Sequence[int] | None = None,
