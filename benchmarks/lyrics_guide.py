@@ -18,6 +18,7 @@ share of the song's duration, the time ratio, and the share of the lyrics' words
 Findings: benchmarks/ALIGNMENT.md, "The lyrics guide (experiment)".
 
     .venv/bin/python benchmarks/lyrics_guide.py [--songs SUBSTRING] [--stems-dir DIR] [--models-dir DIR]
+        [--max-passed N] [--pass-lines]
 """
 
 from __future__ import annotations
@@ -47,9 +48,22 @@ MAX_TOKENS = 150
 LEAD_S = 0.3  # a window starts this long before the voice it is planned from
 
 
-def lyrics_guide(model: Any, audio: Any, words: list[str], speech: Any, language: str) -> list[dict[str, Any]]:
+def lyrics_guide(
+    model: Any,
+    audio: Any,
+    words: list[str],
+    speech: Any,
+    language: str,
+    max_passed: int | None = None,
+    line_ends: list[int] | None = None,
+) -> list[dict[str, Any]]:
     """The given ``words`` force-aligned in order, as heard words ``{"text", "start", "end", "p"}``
-    in the model's own time; the words passed over are left out."""
+    in the model's own time; the words passed over are left out.
+
+    Variants (ALIGNMENT.md): ``max_passed``, at most that many words passed over before and
+    between kept ones; ``line_ends`` (the index after each line's last word), a line passed over
+    where a window keeps nothing and the line is a vocalise (short words, one repeated) or failed
+    the window before too (the skipped stretch is then tried again with the next line)."""
     import numpy as np
 
     from app.audio.estimates import SECONDS_PER_WEIGHT
@@ -68,6 +82,7 @@ def lyrics_guide(model: Any, audio: Any, words: list[str], speech: Any, language
     tokens = [len(tokenizer.encode(" " + w)) for w in words]
     out: list[dict[str, Any]] = []
     i, pos = 0, next_voice(0.0)
+    failed: tuple[int, float] | None = None  # (word, position) of the last window that kept nothing
     while i < len(words) and pos < duration - 0.1:
         t0 = max(0.0, pos - LEAD_S)
         region_end = next((b for a, b in regions if b > pos), duration)
@@ -81,10 +96,24 @@ def lyrics_guide(model: Any, audio: Any, words: list[str], speech: Any, language
             k += 1
         timed = align_window(model, tokenizer, audio, t0, t1, words[i:k])
         limit = t1 if at_end else t1 - (END_S if cut else TAIL_S)
-        sure = [j for j, (s, e, p) in enumerate(timed) if s < limit and p >= SURE_P and e > s]
+        sure: list[int] = []
+        for j, (s, e, p) in enumerate(timed):
+            if s >= limit or (max_passed is not None and j - (sure[-1] if sure else -1) > max_passed + 1):
+                break
+            if p >= SURE_P and e > s:
+                sure.append(j)
+        if not sure and line_ends:
+            end = next(e for e in line_ends if e > i)
+            line = [normalize_word(w) for w in words[i:end]]
+            again = failed is not None and failed[0] == i
+            if again or (all(len(w) <= 4 for w in line) and len(set(line)) < len(line)):
+                i, pos, failed = end, failed[1] if failed is not None and again else pos, None
+                continue
+            failed = (i, pos)
         if not sure:  # these words are not sung here: go on after this stretch
             pos = next_voice(t1 if cut else t0 + WINDOW_S / 2)
             continue
+        failed = None
         out += [{"text": words[i + j], "start": timed[j][0], "end": timed[j][1], "p": timed[j][2]} for j in sure]
         i += sure[-1] + 1
         pos = next_voice(timed[sure[-1]][1])
@@ -96,6 +125,12 @@ def main() -> None:
     parser.add_argument("--songs", help="only songs whose folder name contains this substring")
     parser.add_argument("--models-dir", default="/tmp/bench-models")
     parser.add_argument("--stems-dir", help="16 kHz vocals stems kept by benchmarks/alignment.py --stems-dir")
+    parser.add_argument("--max-passed", type=int, help="variant: at most this many words passed over in a row")
+    parser.add_argument(
+        "--pass-lines",
+        action="store_true",
+        help="variant: a vocalise line, or one that failed twice, passed over when nothing is sure",
+    )
     args = parser.parse_args()
 
     import numpy as np
@@ -111,7 +146,9 @@ def main() -> None:
     threads, workers = whisper_models.cpu_layout(THREADS)
     print(
         f"# guide: windows <= {WINDOW_S} s ending at >= {BREAK_S} s breaks, words kept at p >= {SURE_P}, "
-        f"tail {TAIL_S} s / {END_S} s; whisper int8 {threads} thread(s) x {workers} replica(s)"
+        f"tail {TAIL_S} s / {END_S} s; at most {args.max_passed} words passed over in a row; "
+        f"lines passed over: {'yes' if args.pass_lines else 'no'}; "
+        f"whisper int8 {threads} thread(s) x {workers} replica(s)"
     )
     print(
         f"{'song':<36} {'model':>7} {'words':>5} | {'first pass: mean':>16} {'<=0.3s':>6} {'>1s':>4} "
@@ -127,9 +164,11 @@ def main() -> None:
             stems = separation.separate(decode(song.audio), "spleeter", args.models_dir)
             with tempfile.TemporaryDirectory(prefix="bench-guide-") as tmp:
                 stem = stem_16k(stems.vocals, Path(tmp), kept)
-        words = [w for line in parse_lyrics(song.lyrics) for w in line]
+        lines = parse_lyrics(song.lyrics)
+        words = [w for line in lines for w in line]
+        line_ends = [int(e) for e in np.cumsum([len(line) for line in lines])] if args.pass_lines else None
         found: list[int] = []
-        guided = _guided_pass(words, song.language, found)
+        guided = _guided_pass(words, song.language, found, args.max_passed, line_ends)
         row = {}
         for label, first_pass in (("heard", product_heard), ("guide", guided)):
             known_lyrics.heard_and_gaps = first_pass
@@ -169,11 +208,13 @@ def main() -> None:
         )
 
 
-def _guided_pass(words: list[str], language: str, found: list[int]) -> Any:
+def _guided_pass(
+    words: list[str], language: str, found: list[int], max_passed: int | None, line_ends: list[int] | None
+) -> Any:
     """A stand-in for ``heard_and_gaps`` that returns the lyrics guide (its length appended to ``found``)."""
 
     def first_pass(model: Any, audio: Any, lang: str | None, speech: Any, *_: Any) -> tuple[list[dict[str, Any]], str]:
-        guide = lyrics_guide(model, audio, words, speech, lang or language)
+        guide = lyrics_guide(model, audio, words, speech, lang or language, max_passed, line_ends)
         found.append(len(guide))
         return guide, lang or language
 
