@@ -15,7 +15,7 @@ placement, line windows, drift check, onsets and ends) is the product's code, un
 For each song: the product's ``align`` and the same with the guide, one after the other in one
 process; prints the onset error of both (mean, within 0.3 s, more than 1 s off), their time as a
 share of the song's duration, the time ratio, and the share of the lyrics' words the guide kept.
-Findings: benchmarks/ALIGNMENT.md, "The lyrics guide (experiment)".
+Findings: benchmarks/ALIGNMENT.md, "The lyrics guide (experiment, not adopted)".
 
     .venv/bin/python benchmarks/lyrics_guide.py [--songs SUBSTRING] [--stems-dir DIR] [--models-dir DIR]
         [--max-passed N] [--pass-lines]
