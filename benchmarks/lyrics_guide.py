@@ -18,7 +18,7 @@ share of the song's duration, the time ratio, and the share of the lyrics' words
 Findings: benchmarks/ALIGNMENT.md, "The lyrics guide (experiment, not adopted)".
 
     .venv/bin/python benchmarks/lyrics_guide.py [--songs SUBSTRING] [--stems-dir DIR] [--models-dir DIR]
-        [--max-passed N] [--pass-lines]
+        [--max-passed N] [--pass-lines] [--without-vocalises]
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ def lyrics_guide(
     language: str,
     max_passed: int | None = None,
     line_ends: list[int] | None = None,
+    without_vocalises: bool = False,
 ) -> list[dict[str, Any]]:
     """The given ``words`` force-aligned in order, as heard words ``{"text", "start", "end", "p"}``
     in the model's own time; the words passed over are left out.
@@ -63,7 +64,8 @@ def lyrics_guide(
     Variants (ALIGNMENT.md): ``max_passed``, at most that many words passed over before and
     between kept ones; ``line_ends`` (the index after each line's last word), a line passed over
     where a window keeps nothing and the line is a vocalise (short words, one repeated) or failed
-    the window before too (the skipped stretch is then tried again with the next line)."""
+    the window before too (the skipped stretch is then tried again with the next line), and with
+    ``without_vocalises`` the vocalise lines left out of what the windows are given."""
     import numpy as np
 
     from app.audio.estimates import SECONDS_PER_WEIGHT
@@ -78,6 +80,16 @@ def lyrics_guide(
     def next_voice(t: float) -> float:
         return next((max(a, t) for a, b in regions if b > t), duration)
 
+    if without_vocalises and line_ends:  # the guide over the other lines
+        keep_idx, sub_ends = [], []
+        start = 0
+        for end in line_ends:
+            line = [normalize_word(w) for w in words[start:end]]
+            if not (all(len(w) <= 4 for w in line) and len(set(line)) < len(line)):
+                keep_idx += list(range(start, end))
+                sub_ends.append(len(keep_idx))
+            start = end
+        return lyrics_guide(model, audio, [words[k] for k in keep_idx], speech, language, max_passed, sub_ends)
     need = np.array([(len(normalize_word(w)) + 1) * SECONDS_PER_WEIGHT for w in words])
     tokens = [len(tokenizer.encode(" " + w)) for w in words]
     out: list[dict[str, Any]] = []
@@ -131,6 +143,11 @@ def main() -> None:
         action="store_true",
         help="variant: a vocalise line, or one that failed twice, passed over when nothing is sure",
     )
+    parser.add_argument(
+        "--without-vocalises",
+        action="store_true",
+        help="variant: vocalise lines left out of what the windows are given (placed by the later steps)",
+    )
     args = parser.parse_args()
 
     import numpy as np
@@ -148,6 +165,7 @@ def main() -> None:
         f"# guide: windows <= {WINDOW_S} s ending at >= {BREAK_S} s breaks, words kept at p >= {SURE_P}, "
         f"tail {TAIL_S} s / {END_S} s; at most {args.max_passed} words passed over in a row; "
         f"lines passed over: {'yes' if args.pass_lines else 'no'}; "
+        f"vocalise lines left out: {'yes' if args.without_vocalises else 'no'}; "
         f"whisper int8 {threads} thread(s) x {workers} replica(s)"
     )
     print(
@@ -166,9 +184,10 @@ def main() -> None:
                 stem = stem_16k(stems.vocals, Path(tmp), kept)
         lines = parse_lyrics(song.lyrics)
         words = [w for line in lines for w in line]
-        line_ends = [int(e) for e in np.cumsum([len(line) for line in lines])] if args.pass_lines else None
+        by_line = args.pass_lines or args.without_vocalises
+        line_ends = [int(e) for e in np.cumsum([len(line) for line in lines])] if by_line else None
         found: list[int] = []
-        guided = _guided_pass(words, song.language, found, args.max_passed, line_ends)
+        guided = _guided_pass(words, song.language, found, args.max_passed, line_ends, args.without_vocalises)
         row = {}
         for label, first_pass in (("heard", product_heard), ("guide", guided)):
             known_lyrics.heard_and_gaps = first_pass
@@ -209,12 +228,17 @@ def main() -> None:
 
 
 def _guided_pass(
-    words: list[str], language: str, found: list[int], max_passed: int | None, line_ends: list[int] | None
+    words: list[str],
+    language: str,
+    found: list[int],
+    max_passed: int | None,
+    line_ends: list[int] | None,
+    without_vocalises: bool,
 ) -> Any:
     """A stand-in for ``heard_and_gaps`` that returns the lyrics guide (its length appended to ``found``)."""
 
     def first_pass(model: Any, audio: Any, lang: str | None, speech: Any, *_: Any) -> tuple[list[dict[str, Any]], str]:
-        guide = lyrics_guide(model, audio, words, speech, lang or language, max_passed, line_ends)
+        guide = lyrics_guide(model, audio, words, speech, lang or language, max_passed, line_ends, without_vocalises)
         found.append(len(guide))
         return guide, lang or language
 
