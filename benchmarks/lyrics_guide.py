@@ -54,18 +54,20 @@ def lyrics_guide(
     words: list[str],
     speech: Any,
     language: str,
+    line_ends: list[int],
     max_passed: int | None = None,
-    line_ends: list[int] | None = None,
+    pass_lines: bool = False,
     without_vocalises: bool = False,
 ) -> list[dict[str, Any]]:
     """The given ``words`` force-aligned in order, as heard words ``{"text", "start", "end", "p"}``
-    in the model's own time; the words passed over are left out.
+    in the model's own time; the words passed over are left out. ``line_ends``: the index after
+    each line's last word.
 
     Variants (ALIGNMENT.md): ``max_passed``, at most that many words passed over before and
-    between kept ones; ``line_ends`` (the index after each line's last word), a line passed over
-    where a window keeps nothing and the line is a vocalise (short words, one repeated) or failed
-    the window before too (the skipped stretch is then tried again with the next line), and with
-    ``without_vocalises`` the vocalise lines left out of what the windows are given."""
+    between kept ones; ``pass_lines``, a line passed over where a window keeps nothing and the
+    line is a vocalise or failed the window before too (the skipped stretch is then tried again
+    with the next line); ``without_vocalises``, the vocalise lines left out of what the windows
+    are given."""
     import numpy as np
 
     from app.audio.estimates import SECONDS_PER_WEIGHT
@@ -80,16 +82,15 @@ def lyrics_guide(
     def next_voice(t: float) -> float:
         return next((max(a, t) for a, b in regions if b > t), duration)
 
-    if without_vocalises and line_ends:  # the guide over the other lines
+    if without_vocalises:  # the guide over the other lines
         keep_idx, sub_ends = [], []
-        start = 0
-        for end in line_ends:
-            line = [normalize_word(w) for w in words[start:end]]
-            if not (all(len(w) <= 4 for w in line) and len(set(line)) < len(line)):
+        for start, end in zip([0, *line_ends], line_ends, strict=False):
+            if not _vocalise(words[start:end]):
                 keep_idx += list(range(start, end))
                 sub_ends.append(len(keep_idx))
-            start = end
-        return lyrics_guide(model, audio, [words[k] for k in keep_idx], speech, language, max_passed, sub_ends)
+        return lyrics_guide(
+            model, audio, [words[k] for k in keep_idx], speech, language, sub_ends, max_passed, pass_lines
+        )
     need = np.array([(len(normalize_word(w)) + 1) * SECONDS_PER_WEIGHT for w in words])
     tokens = [len(tokenizer.encode(" " + w)) for w in words]
     out: list[dict[str, Any]] = []
@@ -114,11 +115,10 @@ def lyrics_guide(
                 break
             if p >= SURE_P and e > s:
                 sure.append(j)
-        if not sure and line_ends:
+        if not sure and pass_lines:
             end = next(e for e in line_ends if e > i)
-            line = [normalize_word(w) for w in words[i:end]]
             again = failed is not None and failed[0] == i
-            if again or (all(len(w) <= 4 for w in line) and len(set(line)) < len(line)):
+            if again or _vocalise(words[i:end]):
                 i, pos, failed = end, failed[1] if failed is not None and again else pos, None
                 continue
             failed = (i, pos)
@@ -184,10 +184,11 @@ def main() -> None:
                 stem = stem_16k(stems.vocals, Path(tmp), kept)
         lines = parse_lyrics(song.lyrics)
         words = [w for line in lines for w in line]
-        by_line = args.pass_lines or args.without_vocalises
-        line_ends = [int(e) for e in np.cumsum([len(line) for line in lines])] if by_line else None
+        line_ends = [int(e) for e in np.cumsum([len(line) for line in lines])]
         found: list[int] = []
-        guided = _guided_pass(words, song.language, found, args.max_passed, line_ends, args.without_vocalises)
+        guided = _guided_pass(
+            words, song.language, found, line_ends, args.max_passed, args.pass_lines, args.without_vocalises
+        )
         row = {}
         for label, first_pass in (("heard", product_heard), ("guide", guided)):
             known_lyrics.heard_and_gaps = first_pass
@@ -227,18 +228,29 @@ def main() -> None:
         )
 
 
+def _vocalise(line: list[str]) -> bool:
+    """A line of short words (4 letters at most), one of them repeated: `ooh ooh`, `ba da da dam`."""
+    from app.audio.lyrics import normalize_word
+
+    norm = [normalize_word(w) for w in line]
+    return all(len(w) <= 4 for w in norm) and len(set(norm)) < len(norm)
+
+
 def _guided_pass(
     words: list[str],
     language: str,
     found: list[int],
+    line_ends: list[int],
     max_passed: int | None,
-    line_ends: list[int] | None,
+    pass_lines: bool,
     without_vocalises: bool,
 ) -> Any:
     """A stand-in for ``heard_and_gaps`` that returns the lyrics guide (its length appended to ``found``)."""
 
     def first_pass(model: Any, audio: Any, lang: str | None, speech: Any, *_: Any) -> tuple[list[dict[str, Any]], str]:
-        guide = lyrics_guide(model, audio, words, speech, lang or language, max_passed, line_ends, without_vocalises)
+        guide = lyrics_guide(
+            model, audio, words, speech, lang or language, line_ends, max_passed, pass_lines, without_vocalises
+        )
         found.append(len(guide))
         return guide, lang or language
 
