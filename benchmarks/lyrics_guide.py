@@ -70,17 +70,10 @@ def lyrics_guide(
     are given."""
     import numpy as np
 
-    from app.audio.estimates import SECONDS_PER_WEIGHT
+    from app.audio.estimates import SECONDS_PER_WEIGHT, word_weights
     from app.audio.forced import align_window, make_tokenizer
     from app.audio.lyrics import normalize_word
     from app.audio.vocals import SAMPLE_RATE
-
-    tokenizer = make_tokenizer(model, language)
-    duration = len(audio) / SAMPLE_RATE
-    regions = speech.regions(BREAK_S)
-
-    def next_voice(t: float) -> float:
-        return next((max(a, t) for a, b in regions if b > t), duration)
 
     if without_vocalises:  # the guide over the other lines
         keep_idx, sub_ends = [], []
@@ -91,7 +84,15 @@ def lyrics_guide(
         return lyrics_guide(
             model, audio, [words[k] for k in keep_idx], speech, language, sub_ends, max_passed, pass_lines
         )
-    need = np.array([(len(normalize_word(w)) + 1) * SECONDS_PER_WEIGHT for w in words])
+    tokenizer = make_tokenizer(model, language)
+    duration = len(audio) / SAMPLE_RATE
+    regions = speech.regions(BREAK_S)
+
+    def next_voice(t: float) -> float:
+        return next((max(a, t) for a, b in regions if b > t), duration)
+
+    # sung time the words need, cumulated: need[k] - need[i] for words i..k-1
+    need = np.concatenate([[0.0], np.cumsum(word_weights([normalize_word(w) for w in words]))]) * SECONDS_PER_WEIGHT
     tokens = [len(tokenizer.encode(" " + w)) for w in words]
     out: list[dict[str, Any]] = []
     i, pos = 0, next_voice(0.0)
@@ -104,7 +105,7 @@ def lyrics_guide(
         at_end = t1 >= duration - 0.5
         voiced = speech.speech_time(t1) - speech.speech_time(t0)
         k, budget, used = i + 1, OVERFILL * voiced + 2.0, tokens[i]
-        while k < len(words) and need[i : k + 1].sum() <= budget and used + tokens[k] <= MAX_TOKENS:
+        while k < len(words) and need[k + 1] - need[i] <= budget and used + tokens[k] <= MAX_TOKENS:
             used += tokens[k]
             k += 1
         timed = align_window(model, tokenizer, audio, t0, t1, words[i:k])
