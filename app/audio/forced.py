@@ -70,40 +70,62 @@ def align_window(
     return out
 
 
-def align_windows(
-    model: Any,
-    language: str,
-    audio: np.ndarray,
-    lines: list[list[str]],
-    spans: list[tuple[float, float]],
-    todo: list[bool],
-    on_progress: ProgressCallback,
-) -> dict[int, tuple[float, float, float]]:
-    """Force-align the lines marked in ``todo`` in windows of <= 30 s planned around their estimated
-    ``spans`` (each run of consecutive lines on its own); word index -> (start, end, probability)."""
-    first = np.cumsum([0] + [len(line) for line in lines])
+Window = tuple[float, float, int, int]
+"""A forced-alignment window: (start s, end s, first line, end line exclusive)."""
+WindowKey = tuple[float, float, tuple[str, ...]]
+"""What a window's alignment depends on besides the model and language: (start, end, words)."""
+
+
+def plan_line_windows(
+    lines: list[list[str]], spans: list[tuple[float, float]], todo: list[bool], duration: float
+) -> list[Window]:
+    """The windows of <= 30 s that align the lines marked in ``todo``, planned around their
+    estimated ``spans`` (each run of consecutive lines on its own)."""
     runs: list[tuple[int, int]] = []
     for k, flag in enumerate(todo):
         if flag and runs and runs[-1][1] == k:
             runs[-1] = (runs[-1][0], k + 1)
         elif flag:
             runs.append((k, k + 1))
-    windows = [
+    return [
         (t0, t1, a + lo, b + lo)
         for lo, hi in runs
         for t0, t1, a, b in alignment.plan_windows(
-            spans[lo:hi], len(audio) / SAMPLE_RATE, line_words=[len(ln) for ln in lines[lo:hi]]
+            spans[lo:hi], duration, line_words=[len(ln) for ln in lines[lo:hi]]
         )
     ]
-    tokenizer = make_tokenizer(model, language) if windows else None
 
-    def work(window: tuple[float, float, int, int], main: bool) -> list[tuple[float, float, float]]:
-        t0, t1, a, b = window
+
+def window_key(lines: list[list[str]], window: Window) -> WindowKey:
+    t0, t1, a, b = window
+    return t0, t1, tuple(w for line in lines[a:b] for w in line)
+
+
+def align_windows(
+    model: Any,
+    language: str,
+    audio: np.ndarray,
+    lines: list[list[str]],
+    windows: list[Window],
+    on_progress: ProgressCallback,
+    done: dict[WindowKey, list[tuple[float, float, float]]] | None = None,
+) -> dict[int, tuple[float, float, float]]:
+    """Force-align the lines of each window (see :func:`plan_line_windows`); word index ->
+    (start, end, probability). ``done``: windows already aligned (by :func:`window_key`), taken
+    as they are."""
+    first = np.cumsum([0] + [len(line) for line in lines])
+    done = done or {}
+    todo = [w for w in windows if window_key(lines, w) not in done]
+    tokenizer = make_tokenizer(model, language) if todo else None
+
+    def work(window: Window, main: bool) -> list[tuple[float, float, float]]:
         if main:
-            on_progress(0.5 + 0.45 * windows.index(window) / len(windows), "aligning")
-        return align_window(model, tokenizer, audio, t0, t1, [w for line in lines[a:b] for w in line])
+            on_progress(0.5 + 0.45 * todo.index(window) / len(todo), "aligning")
+        return align_window(model, tokenizer, audio, window[0], window[1], list(window_key(lines, window)[2]))
 
+    aligned = dict(zip(todo, in_lanes(model, todo, work), strict=True))
     timed: dict[int, tuple[float, float, float]] = {}
-    for (_, _, a, _), done in zip(windows, in_lanes(model, windows, work), strict=True):
-        timed.update(enumerate(done, start=int(first[a])))
+    for window in windows:
+        result = aligned[window] if window in aligned else done[window_key(lines, window)]
+        timed.update(enumerate(result, start=int(first[window[2]])))
     return timed

@@ -7,6 +7,7 @@ before the model's onset bias is corrected).
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import zlib
@@ -207,9 +208,26 @@ def _fill_gaps(
         found = transcribe_clips(model, audio, language, clips)
     else:
         return heard
+    return _with_gap_words(heard, gaps, found, duration)
+
+
+def _with_gap_words(
+    heard: list[dict[str, Any]], gaps: list[tuple[float, float]], found: list[dict[str, Any]], duration: float
+) -> list[dict[str, Any]]:
+    """The first pass's words with those the second pass ``found`` in its ``gaps`` (the words it
+    heard in a clip's padding were heard already)."""
     found = join_elisions(sorted(found, key=lambda w: w["start"]))
-    extra = [w for w in found if any(a <= w["start"] < b for a, b in gaps)]  # words in the padding were heard
+    extra = [w for w in found if any(a <= w["start"] < b for a, b in gaps)]
     return sorted(heard + drop_squeezed(extra, duration), key=lambda w: w["start"])
+
+
+Ahead = Callable[[list[dict[str, Any]], float, str], list[Callable[[], None]]]
+"""``ahead(words, settled, language)`` -> jobs: given the words heard so far that no later word
+can change (those before ``settled`` seconds), work that can start before the passes end (see
+:func:`heard_and_gaps`)."""
+AHEAD_EVERY_S = 30.0
+"""The first pass's settled words are handed to ``ahead`` each time they reach this much further
+(seconds of the song)."""
 
 
 def heard_and_gaps(
@@ -220,6 +238,7 @@ def heard_and_gaps(
     on_progress: ProgressCallback,
     stage: str,
     share: float,
+    ahead: Ahead | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
     """The first pass (:func:`_heard_words`) and the second (:func:`_fill_gaps`): (words, language).
 
@@ -227,19 +246,34 @@ def heard_and_gaps(
     stretches it has left behind unheard are transcribed on a spare one while it goes on, and
     what is left when it ends is shared by both: each clip is decoded on its own, so the words
     are the same as one pass after the other gives (checked on the 12 evaluation songs).
+    When that replica has no clip to transcribe, it runs the jobs ``ahead`` returns for the
+    words settled so far (the caller's work on them, done early; each job must be one whose
+    result the caller checks before it uses it). Jobs still queued when the passes end are
+    dropped; the one in progress is finished.
     """
     if replicas(model) < 2:
         heard, detected = _heard_words(model, audio, language, on_progress, stage, share)
         return _fill_gaps(model, audio, language or detected, heard, speech), detected
     duration = len(audio) / SAMPLE_RATE
     lane: _GapLane | None = None
+    handed = 0.0  # how far the settled words handed to ``ahead`` reach
 
     def offer(words: list[dict[str, Any]], frontier: float, detected: str) -> None:
-        nonlocal lane
-        lane = lane or _GapLane(model, audio, language or detected)
+        nonlocal lane, handed
+        lane = spare = lane or _GapLane(model, audio, language or detected)
         # later words start after the frontier: the stretches well behind it are settled
+        settled = frontier - GAP_SETTLED_S
         heard = drop_squeezed(join_elisions(words), duration)
-        lane.offer(_gap_clips(heard, speech, duration, before=frontier - GAP_SETTLED_S)[1])
+        gaps, clips = _gap_clips(heard, speech, duration, before=settled)
+        lane.offer(clips)
+        if ahead is not None and settled - handed >= AHEAD_EVERY_S:
+            handed = settled
+
+            def hand() -> None:
+                if handed == settled:  # else a later hand-over is queued
+                    _settled(spare, ahead, [w for w in heard if w["end"] < settled], gaps, clips, settled)
+
+            lane.later(hand)
 
     try:
         heard, detected = _heard_words(model, audio, language, on_progress, stage, share, offer)
@@ -250,14 +284,36 @@ def heard_and_gaps(
     return _fill_gaps(model, audio, language or detected, heard, speech, lane), detected
 
 
+def _settled(
+    lane: _GapLane,
+    ahead: Ahead,
+    heard: list[dict[str, Any]],
+    gaps: list[tuple[float, float]],
+    clips: list[tuple[float, float]],
+    settled: float,
+) -> None:
+    """Hand ``ahead`` the settled words (the first pass's, with those of the gap clips done) up to
+    the first clip not transcribed yet, and queue the jobs it returns on ``lane``."""
+    done = dict(lane.done)
+    pending = [clip[0] for clip in clips if clip not in done]
+    settled = min([settled, *pending])
+    found = [w for clip in clips if clip in done for w in done[clip]]
+    words = _with_gap_words(heard, gaps, found, len(lane.audio) / SAMPLE_RATE)
+    for job in ahead([w for w in words if w["end"] < settled], settled, lane.language):
+        lane.later(job)
+
+
 class _GapLane:
     """Gap clips transcribed (:func:`transcribe_clips`, one at a time) by a thread on a spare
     replica as they are offered; :meth:`finish` has the calling thread share the rest. Only an
-    optimisation: a clip that fails here is transcribed again by the caller, which reports it."""
+    optimisation: a clip that fails here is transcribed again by the caller, which reports it.
+    When no clip waits, the thread runs the jobs queued with :meth:`later` (in order)."""
 
     def __init__(self, model: Any, audio: np.ndarray, language: str) -> None:
         self.model, self.audio, self.language = model, audio, language
-        self.queue: queue.SimpleQueue[tuple[float, float] | None] = queue.SimpleQueue()
+        # (rank, order, item): a clip (rank 1) before a job (rank 2); None (rank 0) stops the thread
+        self.queue: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue()
+        self.order = itertools.count()
         self.offered: set[tuple[float, float]] = set()
         self.done: dict[tuple[float, float], list[dict[str, Any]]] = {}
         self.stop = threading.Event()
@@ -268,38 +324,45 @@ class _GapLane:
         for clip in clips:
             if clip not in self.offered:
                 self.offered.add(clip)
-                self.queue.put(clip)
+                self.queue.put((1, next(self.order), clip))
+
+    def later(self, job: Callable[[], None]) -> None:
+        self.queue.put((2, next(self.order), job))
 
     def _transcribe(self, clip: tuple[float, float]) -> None:
         self.done[clip] = transcribe_clips(self.model, self.audio, self.language, [clip])
 
     def _run(self) -> None:
-        while (clip := self.queue.get()) is not None and not self.stop.is_set():
+        while (item := self.queue.get()[2]) is not None and not self.stop.is_set():
             try:
-                self._transcribe(clip)
-            except Exception:  # left to the caller
-                return
+                if callable(item):
+                    item()
+                else:
+                    self._transcribe(item)
+            except Exception:  # a clip is left to the caller; a job's result is only a head start
+                if not callable(item):
+                    return
 
     def finish(self, clips: list[tuple[float, float]]) -> dict[tuple[float, float], list[dict[str, Any]]]:
         """Offer ``clips`` and transcribe what is still queued here too, side by side with the
-        thread; return every clip done (clip -> words)."""
+        thread (queued jobs are dropped); return every clip done (clip -> words)."""
         self.offer(clips)
         try:
             while True:
                 try:
-                    clip = self.queue.get_nowait()
+                    rank, _, item = self.queue.get_nowait()
                 except queue.Empty:
                     break
-                if clip is not None:
-                    self._transcribe(clip)
+                if rank == 1:
+                    self._transcribe(item)
         finally:
             self.close()
         return self.done
 
     def close(self) -> None:
-        """Stop the thread after the clip in progress."""
+        """Stop the thread after the clip or job in progress."""
         self.stop.set()
-        self.queue.put(None)
+        self.queue.put((0, next(self.order), None))
         self.thread.join()
 
 

@@ -6,7 +6,7 @@ Times in the results are seconds from the start of the input.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,7 @@ import numpy as np
 from app.audio import alignment, word_matching
 from app.audio.drift import CONFIDENT_P, PILED_S, drift_suspects, realign_runs
 from app.audio.estimates import SECONDS_PER_WEIGHT, estimate_times, word_weights
-from app.audio.forced import align_windows
+from app.audio.forced import WindowKey, align_window, align_windows, make_tokenizer, plan_line_windows, window_key
 from app.audio.heard import detect_language, heard_and_gaps
 from app.audio.lyrics import normalize_word, parse_stanzas
 from app.audio.lyrics_edits import between_kept, heard_between, previous_words
@@ -25,6 +25,9 @@ from app.audio.whisper_models import model_name, onset_bias
 STRETCHED_S = 1.0
 """A line's first word aligned longer than this (and four times its need) starts no earlier than
 its estimate (see :func:`_stretched_line_starts`)."""
+AHEAD_MARGIN_S = 5.0
+"""A line window is aligned while the passes go on when it ends this far (seconds) before the words
+settled so far (see :class:`_WindowsAhead`): the lines after those words are only estimated yet."""
 UNMATCHED_WORDS = 4
 """Heard words in a row that no given word explains before they are reported as unmatched singing."""
 MIN_ANCHOR_P = 0.05
@@ -110,33 +113,56 @@ def align(
     kept_flags = prior_flags if keep_unchanged else {}  # an unchanged line keeps its review flag
     heard_at: dict[int, float] = {}  # onsets of the heard words that anchor given words
     heard: list[dict[str, Any]] = []
+    duration = len(audio) / SAMPLE_RATE
+
+    def heard_anchors(words: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+        anchors = _anchors(given, words, duration, speech)
+        for i in alignment.line_outliers({i: w["start"] for i, w in anchors.items()}, line_of):
+            del anchors[i]
+        return anchors
+
+    def line_spans(estimates: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        """The estimated span of each line whose words ``estimates`` times (the first lines)."""
+        return [
+            _sung_span(estimates[first[k] : first[k + 1]], speech) if k + 1 in stanza_starts
+            else (estimates[first[k]][0], estimates[first[k + 1] - 1][1])
+            for k in range(line_of[len(estimates) - 1] + 1 if estimates else 0)
+        ]
+
+    early: dict[WindowKey, list[tuple[float, float, float]]] = {}  # windows aligned during the passes
     if previous is not None and (prior or not keep_unchanged):
         language = language or previous.language or detect_language(model, audio)
         anchor_times = {i: (s + bias, e + bias) for i, (s, e, _) in fixed.items()}
         guide = {i: (s + bias, e + bias) for i, (s, e, _) in prior.items()}
         if keep_unchanged:  # the changed lines' stretches (between kept words) are transcribed alone
             heard_in = heard_between(model, audio, language, anchor_times, len(given))
-            found = {i: w for i, w in _anchors(given, heard_in, len(audio) / SAMPLE_RATE).items() if i not in fixed}
+            found = {i: w for i, w in _anchors(given, heard_in, duration).items() if i not in fixed}
             guide = anchor_times | {i: (w["start"], w["end"]) for i, w in found.items()}
             heard_at = {i: float(w["start"]) for i, w in found.items()}
         on_progress(0.5, "aligning")
     else:
-        heard, detected = heard_and_gaps(model, audio, language, speech, on_progress, "transcribing", 0.5)
+
+        def settled_spans(words: list[dict[str, Any]]) -> list[tuple[float, float]]:
+            """Spans of the lines up to the last one with an anchor among ``words`` (the rest,
+            not heard yet, would only be spread over the song's remaining singing)."""
+            anchors = _times(heard_anchors(words))
+            if not anchors:
+                return []
+            end = slice(0, int(first[line_of[max(anchors)] + 1]))
+            return line_spans(
+                estimate_times(weights[end], line_of[end], anchors, speech, texts=texts[end], breaks=breaks[end])
+            )
+
+        ahead = _WindowsAhead(model, audio, lines, early, settled_spans)
+        heard, detected = heard_and_gaps(model, audio, language, speech, on_progress, "transcribing", 0.5, ahead)
         language = language or detected
-        anchors = _anchors(given, heard, len(audio) / SAMPLE_RATE, speech)
-        for i in alignment.line_outliers({i: w["start"] for i, w in anchors.items()}, line_of):
-            del anchors[i]
-        anchor_times = guide = {i: (w["start"], w["end"]) for i, w in anchors.items()}
+        anchors = heard_anchors(heard)
+        anchor_times = guide = _times(anchors)
         heard_at = {i: float(w["start"]) for i, w in anchors.items()}
     estimates = estimate_times(weights, line_of, guide, speech, texts=texts, breaks=breaks)
-    spans = [
-        _sung_span(estimates[first[k] : first[k + 1]], speech) if k + 1 in stanza_starts
-        else (estimates[first[k]][0], estimates[first[k + 1] - 1][1])
-        for k in range(len(lines))
-    ]
     todo = [any(i not in fixed for i in range(first[k], first[k + 1])) for k in range(len(lines))]
-
-    timed = align_windows(model, language, audio, lines, spans, todo, on_progress)
+    windows = plan_line_windows(lines, line_spans(estimates), todo, duration)
+    timed = align_windows(model, language, audio, lines, windows, on_progress, early)
     aligned = [timed[i][:2] if i in timed else anchor_times[i] for i in range(len(given))]
     wrong = alignment.wrong_repeats(aligned, anchor_times, texts, weights=weights, piled=PILED_S) if heard else set()
     if wrong:  # heard words paired with the wrong repetition give way to the window alignment
@@ -181,6 +207,50 @@ def align(
     on_progress(1.0, "aligning")
     return LyricsTiming(language, _timed_lines(lines, times, confidence, review), {"alignment": model_name(model)},
                         _unmatched(heard, times, bias, previous.unmatched if previous and keep_unchanged else ()))
+
+
+def _times(anchors: dict[int, dict[str, Any]]) -> dict[int, tuple[float, float]]:
+    return {i: (w["start"], w["end"]) for i, w in anchors.items()}
+
+
+class _WindowsAhead:
+    """The line windows aligned while Whisper's passes go on (:data:`app.audio.heard.Ahead`): the
+    words settled so far are paired and placed as :func:`align` does with all of them
+    (``spans(words)``: the estimated spans of the lines they reach), and each window planned from those that ends
+    AHEAD_MARGIN_S before the settled words do is aligned into ``early``, by its key. :func:`align`
+    takes a window from there only when its own plan has the same one (same times, same words), so
+    the timing is the same as without it."""
+
+    def __init__(
+        self,
+        model: Any,
+        audio: np.ndarray,
+        lines: list[list[str]],
+        early: dict[WindowKey, list[tuple[float, float, float]]],
+        spans: Callable[[list[dict[str, Any]]], list[tuple[float, float]]],
+    ) -> None:
+        self.model, self.audio, self.lines, self.early, self.spans = model, audio, lines, early, spans
+        self.started: set[WindowKey] = set()
+        self.tokenizers: dict[str, Any] = {}
+
+    def __call__(self, words: list[dict[str, Any]], settled: float, language: str) -> list[Callable[[], None]]:
+        duration = len(self.audio) / SAMPLE_RATE
+        spans = self.spans(words)
+        windows = plan_line_windows(self.lines[: len(spans)], spans, [True] * len(spans), duration)
+        # the last line's window may take in lines not heard yet
+        keys = [window_key(self.lines, w) for w in windows if w[1] <= settled - AHEAD_MARGIN_S and w[3] < len(spans)]
+        if language not in self.tokenizers:
+            self.tokenizers[language] = make_tokenizer(self.model, language)
+        tokenizer = self.tokenizers[language]
+
+        def job(key: WindowKey) -> Callable[[], None]:
+            def run() -> None:
+                self.early[key] = align_window(self.model, tokenizer, self.audio, key[0], key[1], list(key[2]))
+            return run
+
+        fresh = [key for key in keys if key not in self.started]
+        self.started.update(fresh)
+        return [job(key) for key in fresh]
 
 
 def _anchors(

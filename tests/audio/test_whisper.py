@@ -235,6 +235,44 @@ def test_gap_pass_beside_the_first_pass_hears_the_same_words(models_dir, monkeyp
 
 
 @needs_data
+def test_line_windows_aligned_during_the_passes_give_the_same_timing(models_dir, monkeypatch):
+    """With two replicas the spare one aligns the line windows of the lyrics heard so far while
+    the first pass goes on; the timing is exactly the one the windows aligned afterwards give."""
+    import threading
+
+    from app.audio import forced, heard, known_lyrics
+
+    model = load_whisper("tiny.en", models_dir, cpu_threads=1, workers=2)[0]
+    lyrics, _ = _reference(BETTER, until_s=88.0)
+    vocals = _vocals(_excerpt(io.decode(BETTER / "audio.mp3"), 0.0, 90.0), models_dir)
+    finish = heard._GapLane.finish
+
+    def drained(lane: heard._GapLane, clips: list[tuple[float, float]]) -> dict:
+        """The lane runs every job queued (and those they queue) before the passes end, as an
+        idle spare replica would: which windows are aligned early does not depend on the load."""
+        while not lane.queue.empty():
+            idle = threading.Event()
+            lane.later(idle.set)
+            idle.wait(60)
+        return finish(lane, clips)
+
+    used: list[int] = []  # windows of the final plan taken from those aligned early
+    plain = known_lyrics.align_windows
+
+    def spy(model, language, audio, lines, windows, on_progress, done=None):
+        used.append(sum(forced.window_key(lines, w) in (done or {}) for w in windows))
+        return plain(model, language, audio, lines, windows, on_progress, done)
+
+    monkeypatch.setattr(heard._GapLane, "finish", drained)
+    monkeypatch.setattr(known_lyrics, "align_windows", spy)
+    early = align(vocals, lyrics, model)
+    monkeypatch.setattr(heard, "AHEAD_EVERY_S", float("inf"))  # nothing handed over: all aligned after
+    after = align(vocals, lyrics, model)
+    assert used[0] >= 1 and used[1] == 0, used
+    assert early == after
+
+
+@needs_data
 def test_a_window_encoded_at_its_own_length_times_words_as_padded_to_30_s(tiny, models_dir):
     """A forced-alignment window is encoded with WINDOW_PAD_S of padding, not padded to Whisper's
     30 s: the words land where the 30 s encoding puts them and near the reference."""
