@@ -240,9 +240,10 @@ def test_a_drifted_run_is_aligned_again_between_the_words_kept(song: dict) -> No
     end = range(len(given) - 5, len(given))
     kept = {i: (t, t + 0.2) for i, t in enumerate(onsets) if i not in end}
     again = realign_runs(song["model"], "en", audio, given, weights, kept, set(end), set(), speech)
-    assert set(end) <= set(again)
-    errors = [abs(again[i][0] - onsets[i]) for i in end]
-    assert sum(e <= 0.3 for e in errors) >= len(end) - 1 and max(errors) <= 0.5, errors
+    # all but one word within 0.3 s, none aligned more than 0.5 s off; the one may be left to the
+    # estimate: a word the window gives less than MIN_REALIGNED_S (on some CPUs its `That`, 20 ms)
+    errors = [abs(again[i][0] - onsets[i]) for i in end if i in again]
+    assert sum(e <= 0.3 for e in errors) >= len(end) - 1 and max(errors) <= 0.5, (errors, sorted(again))
     # and the first line: aligned again from where the singing starts
     start = range(0, 5)
     kept = {i: (t, t + 0.2) for i, t in enumerate(onsets) if i not in start}
