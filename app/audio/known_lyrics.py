@@ -214,12 +214,13 @@ def _times(anchors: dict[int, dict[str, Any]]) -> dict[int, tuple[float, float]]
 
 
 class _WindowsAhead:
-    """The line windows aligned while Whisper's passes go on (:data:`app.audio.heard.Ahead`): the
-    words settled so far are paired and placed as :func:`align` does with all of them
-    (``spans(words)``: the estimated spans of the lines they reach), and each window planned from those that ends
-    AHEAD_MARGIN_S before the settled words do is aligned into ``early``, by its key. :func:`align`
-    takes a window from there only when its own plan has the same one (same times, same words), so
-    the timing is the same as without it."""
+    """The line windows aligned while Whisper's passes go on (:data:`app.audio.heard.Ahead`).
+
+    The words settled so far are paired and placed as :func:`align` does with all of them
+    (``spans(words)``: the estimated spans of the lines they reach), and each window planned from
+    those that ends AHEAD_MARGIN_S before the settled words do is aligned into ``early``, by its
+    key. :func:`align` takes a window from there only when its own plan has the same one (same
+    times, same words), so the timing is the same as without it."""
 
     def __init__(
         self,
