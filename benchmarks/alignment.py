@@ -169,6 +169,39 @@ def stem_16k(vocals: Any, tmp: Path, kept: Path | None = None) -> Any:
     return stem
 
 
+def experiment_args(doc: str, extra: Any = None) -> argparse.Namespace:
+    """The command line of the side-by-side alignment experiments (``--songs``, ``--models-dir``,
+    ``--stems-dir``; ``extra(parser)`` adds an experiment's own options)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--songs", help="only songs whose folder name contains this substring")
+    parser.add_argument("--models-dir", default="/tmp/bench-models")
+    parser.add_argument("--stems-dir", help="16 kHz vocals stems kept by benchmarks/alignment.py --stems-dir")
+    if extra is not None:
+        extra(parser)
+    return parser.parse_args()
+
+
+def songs_or_exit(pattern: str | None) -> list[Song]:
+    songs = load_songs(pattern)
+    if not songs:
+        sys.exit(f"no song matches {pattern!r}")
+    return songs
+
+
+def vocals_stem(song: Song, stems_dir: str | None, models_dir: str) -> Any:
+    """``song``'s 16 kHz vocals stem: the one kept in ``stems_dir`` by an earlier run, else
+    separated with Spleeter (and kept there when given)."""
+    from app.audio import separation
+    from app.audio.io import decode
+
+    kept, stem = kept_stem(stems_dir, song.name)
+    if stem is None:
+        stems = separation.separate(decode(song.audio), "spleeter", models_dir)
+        with tempfile.TemporaryDirectory(prefix="bench-stem-") as tmp:
+            stem = stem_16k(stems.vocals, Path(tmp), kept)
+    return stem
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--songs", help="only songs whose folder name contains this substring")

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -134,33 +133,27 @@ def lyrics_guide(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--songs", help="only songs whose folder name contains this substring")
-    parser.add_argument("--models-dir", default="/tmp/bench-models")
-    parser.add_argument("--stems-dir", help="16 kHz vocals stems kept by benchmarks/alignment.py --stems-dir")
-    parser.add_argument("--max-passed", type=int, help="variant: at most this many words passed over in a row")
-    parser.add_argument(
-        "--pass-lines",
-        action="store_true",
-        help="variant: a vocalise line, or one that failed twice, passed over when nothing is sure",
-    )
-    parser.add_argument(
-        "--without-vocalises",
-        action="store_true",
-        help="variant: vocalise lines left out of what the windows are given (placed by the later steps)",
-    )
-    args = parser.parse_args()
-
     import numpy as np
-    from alignment import kept_stem, load_songs, paired_errors, stem_16k
+    from alignment import experiment_args, paired_errors, songs_or_exit, vocals_stem
 
-    from app.audio import known_lyrics, separation, whisper_models
-    from app.audio.io import decode
+    from app.audio import known_lyrics, whisper_models
     from app.audio.lyrics import parse_lyrics
 
-    songs = load_songs(args.songs)
-    if not songs:
-        sys.exit(f"no song matches {args.songs!r}")
+    def variants(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--max-passed", type=int, help="variant: at most this many words passed over in a row")
+        parser.add_argument(
+            "--pass-lines",
+            action="store_true",
+            help="variant: a vocalise line, or one that failed twice, passed over when nothing is sure",
+        )
+        parser.add_argument(
+            "--without-vocalises",
+            action="store_true",
+            help="variant: vocalise lines left out of what the windows are given (placed by the later steps)",
+        )
+
+    args = experiment_args(__doc__, variants)
+    songs = songs_or_exit(args.songs)
     threads, workers = whisper_models.cpu_layout(THREADS)
     print(
         f"# guide: windows <= {WINDOW_S} s ending at >= {BREAK_S} s breaks, words kept at p >= {SURE_P}, "
@@ -178,11 +171,7 @@ def main() -> None:
     for song in songs:
         name = whisper_models.default_model(args.models_dir, song.language)
         model, _ = whisper_models.load_whisper(name, args.models_dir, cpu_threads=threads, workers=workers)
-        kept, stem = kept_stem(args.stems_dir, song.name)
-        if stem is None:
-            stems = separation.separate(decode(song.audio), "spleeter", args.models_dir)
-            with tempfile.TemporaryDirectory(prefix="bench-guide-") as tmp:
-                stem = stem_16k(stems.vocals, Path(tmp), kept)
+        stem = vocals_stem(song, args.stems_dir, args.models_dir)
         lines = parse_lyrics(song.lyrics)
         words = [w for line in lines for w in line]
         line_ends = [int(e) for e in np.cumsum([len(line) for line in lines])]

@@ -14,10 +14,8 @@ times the product gets from the padding it uses are in ``benchmarks/alignment.py
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -43,20 +41,12 @@ def row(label: str, model: str, lengths: list[float], spent: dict[str, Any], dif
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--songs", help="only songs whose folder name contains this substring")
-    parser.add_argument("--models-dir", default="/tmp/bench-models")
-    parser.add_argument("--stems-dir", help="16 kHz vocals stems kept by benchmarks/alignment.py --stems-dir")
-    args = parser.parse_args()
+    from alignment import experiment_args, songs_or_exit, vocals_stem
 
-    from alignment import kept_stem, load_songs, stem_16k
+    from app.audio import drift, forced, known_lyrics, whisper_models
 
-    from app.audio import drift, forced, known_lyrics, separation, whisper_models
-    from app.audio.io import decode
-
-    songs = load_songs(args.songs)
-    if not songs:
-        sys.exit(f"no song matches {args.songs!r}")
+    args = experiment_args(__doc__)
+    songs = songs_or_exit(args.songs)
     print(f"# windows encoded at their length + {forced.WINDOW_PAD_S} s against padded to {FULL_PAD_S} s; "
           "whisper int8, one thread, one replica; times are the align_window calls alone")
     print(f"{'song':<36} {'model':>7} {'windows':>7} {'mean s':>6} {'padded s':>8} {'own s':>6} {'ratio':>6} "
@@ -73,11 +63,7 @@ def main() -> None:
     for song in songs:
         name = whisper_models.default_model(args.models_dir, song.language)
         model, _ = whisper_models.load_whisper(name, args.models_dir, cpu_threads=1, workers=1)
-        kept, stem = kept_stem(args.stems_dir, song.name)
-        if stem is None:
-            stems = separation.separate(decode(song.audio), "spleeter", args.models_dir)
-            with tempfile.TemporaryDirectory(prefix="bench-windows-") as tmp:
-                stem = stem_16k(stems.vocals, Path(tmp), kept)
+        stem = vocals_stem(song, args.stems_dir, args.models_dir)
         recorded.clear()
         forced.align_window = drift.align_window = recording  # the line windows and the re-alignment's
         try:

@@ -17,10 +17,8 @@ same for all songs, the English ones and the others.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,20 +32,12 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--songs", help="only songs whose folder name contains this substring")
-    parser.add_argument("--models-dir", default="/tmp/bench-models")
-    parser.add_argument("--stems-dir", help="16 kHz vocals stems kept by benchmarks/alignment.py --stems-dir")
-    args = parser.parse_args()
+    from alignment import experiment_args, songs_or_exit, vocals_stem
 
-    from alignment import kept_stem, load_songs, stem_16k
+    from app.audio import forced, heard, known_lyrics, whisper_models
 
-    from app.audio import forced, heard, known_lyrics, separation, whisper_models
-    from app.audio.io import decode
-
-    songs = load_songs(args.songs)
-    if not songs:
-        sys.exit(f"no song matches {args.songs!r}")
+    args = experiment_args(__doc__)
+    songs = songs_or_exit(args.songs)
     threads, workers = whisper_models.cpu_layout(THREADS)
     if workers < 2:
         sys.exit("needs two Whisper replicas (BENCH_THREADS >= 2)")
@@ -69,11 +59,7 @@ def main() -> None:
     for n, song in enumerate(songs):
         name = whisper_models.default_model(args.models_dir, song.language)
         model, _ = whisper_models.load_whisper(name, args.models_dir, cpu_threads=threads, workers=workers)
-        kept, stem = kept_stem(args.stems_dir, song.name)
-        if stem is None:
-            stems = separation.separate(decode(song.audio), "spleeter", args.models_dir)
-            with tempfile.TemporaryDirectory(prefix="bench-ahead-") as tmp:
-                stem = stem_16k(stems.vocals, Path(tmp), kept)
+        stem = vocals_stem(song, args.stems_dir, args.models_dir)
         row: dict[str, tuple[Any, float]] = {}
         counts: list[int] = []
         for label in ("ahead", "after") if n % 2 == 0 else ("after", "ahead"):
