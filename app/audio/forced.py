@@ -114,18 +114,18 @@ def align_windows(
     (start, end, probability). ``done``: windows already aligned (by :func:`window_key`), taken
     as they are."""
     first = np.cumsum([0] + [len(line) for line in lines])
+    keys = [window_key(lines, w) for w in windows]
     done = done or {}
-    todo = [w for w in windows if window_key(lines, w) not in done]
+    todo = [key for key in dict.fromkeys(keys) if key not in done]
     tokenizer = make_tokenizer(model, language) if todo else None
 
-    def work(window: Window, main: bool) -> list[tuple[float, float, float]]:
+    def work(key: WindowKey, main: bool) -> list[tuple[float, float, float]]:
         if main:
-            on_progress(0.5 + 0.45 * todo.index(window) / len(todo), "aligning")
-        return align_window(model, tokenizer, audio, window[0], window[1], list(window_key(lines, window)[2]))
+            on_progress(0.5 + 0.45 * todo.index(key) / len(todo), "aligning")
+        return align_window(model, tokenizer, audio, key[0], key[1], list(key[2]))
 
-    aligned = dict(zip(todo, in_lanes(model, todo, work), strict=True))
+    aligned = done | dict(zip(todo, in_lanes(model, todo, work), strict=True))
     timed: dict[int, tuple[float, float, float]] = {}
-    for window in windows:
-        result = aligned[window] if window in aligned else done[window_key(lines, window)]
-        timed.update(enumerate(result, start=int(first[window[2]])))
+    for window, key in zip(windows, keys, strict=True):
+        timed.update(enumerate(aligned[key], start=int(first[window[2]])))
     return timed

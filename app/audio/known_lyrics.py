@@ -7,6 +7,7 @@ Times in the results are seconds from the start of the input.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -137,7 +138,7 @@ def align(
         if keep_unchanged:  # the changed lines' stretches (between kept words) are transcribed alone
             heard_in = heard_between(model, audio, language, anchor_times, len(given))
             found = {i: w for i, w in _anchors(given, heard_in, duration).items() if i not in fixed}
-            guide = anchor_times | {i: (w["start"], w["end"]) for i, w in found.items()}
+            guide = anchor_times | _times(found)
             heard_at = {i: float(w["start"]) for i, w in found.items()}
         on_progress(0.5, "aligning")
     else:
@@ -232,7 +233,7 @@ class _WindowsAhead:
     ) -> None:
         self.model, self.audio, self.lines, self.early, self.spans = model, audio, lines, early, spans
         self.started: set[WindowKey] = set()
-        self.tokenizers: dict[str, Any] = {}
+        self.tokenizer: Any = None
 
     def __call__(self, words: list[dict[str, Any]], settled: float, language: str) -> list[Callable[[], None]]:
         duration = len(self.audio) / SAMPLE_RATE
@@ -240,18 +241,13 @@ class _WindowsAhead:
         windows = plan_line_windows(self.lines[: len(spans)], spans, [True] * len(spans), duration)
         # the last line's window may take in lines not heard yet
         keys = [window_key(self.lines, w) for w in windows if w[1] <= settled - AHEAD_MARGIN_S and w[3] < len(spans)]
-        if language not in self.tokenizers:
-            self.tokenizers[language] = make_tokenizer(self.model, language)
-        tokenizer = self.tokenizers[language]
-
-        def job(key: WindowKey) -> Callable[[], None]:
-            def run() -> None:
-                self.early[key] = align_window(self.model, tokenizer, self.audio, key[0], key[1], list(key[2]))
-            return run
-
         fresh = [key for key in keys if key not in self.started]
         self.started.update(fresh)
-        return [job(key) for key in fresh]
+        self.tokenizer = self.tokenizer or make_tokenizer(self.model, language)  # one language per song
+        return [partial(self._align, key) for key in fresh]
+
+    def _align(self, key: WindowKey) -> None:
+        self.early[key] = align_window(self.model, self.tokenizer, self.audio, key[0], key[1], list(key[2]))
 
 
 def _anchors(
